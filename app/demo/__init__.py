@@ -1,0 +1,1 @@
+"""The embedded loopback mail server behind `pochta demo`."""
