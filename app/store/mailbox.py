@@ -1,0 +1,311 @@
+"""One account's mail: adding downloaded messages, listing, searching, reading, deleting.
+
+Each account has its own SQLite file, so nothing here ever filters by account: isolation
+is by construction, and two users' fetches never wait on one writer lock. Public message
+ids are random strings, unrelated to the rowid, so they reveal nothing and cannot be
+guessed. A uid, once stored, is known forever (deleting a message remembers its uid), so
+re-adding it after a crash or a keep-on-server fetch is a no-op.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import sqlite3
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import BinaryIO
+
+from app.store.blobs import BlobReader, copy_into_blob
+from app.store.database import Database
+from app.store.models import AccountKey, MessageSummary, NewMessage, Page
+from app.store.search import fold, match_expression
+
+MAX_PER_PAGE = 500
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+# Spliced into SQL by f-strings (hence the S608 waivers); constants, never user input.
+_SUMMARY_COLUMNS = (
+    "public_id, uid, subject, from_name, from_addr, to_text, cc_text, date, stored_at, "
+    "size, has_attachments, seen, snippet, message_id"
+)
+_NEWEST_FIRST = "ORDER BY sort_key DESC, seq DESC"
+
+
+class Mailbox:
+    """The stored mail of one account, behind a database file of its own."""
+
+    def __init__(self, account: AccountKey, db: Database) -> None:
+        self.account = account
+        self._db = db
+
+    # -- adding -------------------------------------------------------------------------
+
+    def known_uids(self) -> set[str]:
+        """Every uid stored or deleted: what a fetch must not download again."""
+        with self._db.read() as conn:
+            rows = conn.execute("SELECT uid FROM messages UNION ALL SELECT uid FROM deleted_uids")
+            return {uid for (uid,) in rows}
+
+    def add_messages(self, batch: Sequence[NewMessage]) -> list[str]:
+        """Store a batch in one transaction, durable on return; the public ids of those added.
+
+        A message whose uid is already stored or deleted (or repeated in the batch) is
+        skipped. If anything fails, nothing of the batch is stored.
+        """
+        if not batch:
+            return []
+        added: list[str] = []
+        with self._db.write() as conn:
+            for message in batch:
+                if not _uid_known(conn, message.uid):
+                    added.append(_insert(conn, message))
+        return added
+
+    # -- listing ------------------------------------------------------------------------
+
+    def page(self, page: int = 1, per_page: int = 50, query: str | None = None) -> Page:
+        """One page, newest first; `query` searches subject, from, to, cc and body.
+
+        `page` is clamped into 1..pages and `per_page` into 1..MAX_PER_PAGE; the returned
+        Page says which page it actually holds. A query with no words matches nothing.
+        """
+        per_page = min(max(1, per_page), MAX_PER_PAGE)
+        searching = query is not None and query.strip() != ""
+        expression = match_expression(query) if searching and query is not None else None
+        if searching and expression is None:
+            return Page(items=[], page=1, per_page=per_page, total=0)
+        with self._db.read() as conn:
+            total = _search_total(conn, expression) if expression else _total(conn)
+            page = min(max(1, page), max(1, math.ceil(total / per_page)))
+            offset = (page - 1) * per_page
+            if expression:
+                rows = conn.execute(
+                    f"SELECT {_SUMMARY_COLUMNS} FROM messages WHERE seq IN "  # noqa: S608
+                    "(SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?) "
+                    f"{_NEWEST_FIRST} LIMIT ? OFFSET ?",
+                    (expression, per_page, offset),
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    f"SELECT {_SUMMARY_COLUMNS} FROM messages "  # noqa: S608
+                    f"{_NEWEST_FIRST} LIMIT ? OFFSET ?",
+                    (per_page, offset),
+                ).fetchall()
+        return Page(
+            items=[_summary(row) for row in rows], page=page, per_page=per_page, total=total
+        )
+
+    def count(self) -> int:
+        with self._db.read() as conn:
+            return _total(conn)
+
+    def unread_count(self) -> int:
+        with self._db.read() as conn:
+            return int(conn.execute("SELECT unread FROM counters WHERE id = 1").fetchone()[0])
+
+    def neighbours(self, message_id: str) -> tuple[str | None, str | None]:
+        """The ids just newer and just older than this one in inbox order (prev / next)."""
+        with self._db.read() as conn:
+            row = conn.execute(
+                "SELECT sort_key, seq FROM messages WHERE public_id = ?", (message_id,)
+            ).fetchone()
+            if row is None:
+                return None, None
+            newer = conn.execute(
+                "SELECT public_id FROM messages WHERE (sort_key, seq) > (?, ?) "
+                "ORDER BY sort_key, seq LIMIT 1",
+                row,
+            ).fetchone()
+            older = conn.execute(
+                "SELECT public_id FROM messages WHERE (sort_key, seq) < (?, ?) "  # noqa: S608
+                f"{_NEWEST_FIRST} LIMIT 1",
+                row,
+            ).fetchone()
+        return (newer[0] if newer else None), (older[0] if older else None)
+
+    # -- one message --------------------------------------------------------------------
+
+    def get(self, message_id: str) -> MessageSummary | None:
+        with self._db.read() as conn:
+            row = conn.execute(
+                f"SELECT {_SUMMARY_COLUMNS} FROM messages WHERE public_id = ?",  # noqa: S608
+                (message_id,),
+            ).fetchone()
+        return _summary(row) if row else None
+
+    def raw(self, message_id: str) -> bytes | None:
+        """The message exactly as downloaded (whole, in memory: prefer `open_raw` for big ones)."""
+        with self._db.read() as conn:
+            row = conn.execute(
+                "SELECT r.data FROM raw_messages r JOIN messages m ON m.seq = r.seq "
+                "WHERE m.public_id = ?",
+                (message_id,),
+            ).fetchone()
+        return bytes(row[0]) if row else None
+
+    def open_raw(self, message_id: str) -> BinaryIO | None:
+        """A file to stream the raw message from in chunks; close it (or use `with`)."""
+        conn = self._db.take()
+        try:
+            conn.execute("BEGIN")
+            row = conn.execute(
+                "SELECT seq FROM messages WHERE public_id = ?", (message_id,)
+            ).fetchone()
+            if row is None:
+                self._db.give_back(conn)
+                return None
+            blob = conn.blobopen("raw_messages", "data", row[0], readonly=True)
+        except BaseException:
+            self._db.give_back(conn)
+            raise
+        return BlobReader(conn, blob, self._db.give_back)  # type: ignore[return-value]
+
+    def mark_seen(self, message_id: str, seen: bool = True) -> bool:
+        """Set the seen flag; False if there is no such message."""
+        with self._db.write() as conn:
+            cursor = conn.execute(
+                "UPDATE messages SET seen = ? WHERE public_id = ?", (int(seen), message_id)
+            )
+            return cursor.rowcount == 1
+
+    def delete(self, message_id: str) -> bool:
+        """Remove the row, its raw bytes and its search entry; remember the uid."""
+        with self._db.write() as conn:
+            row = conn.execute(
+                "SELECT seq, uid FROM messages WHERE public_id = ?", (message_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            seq, uid = row
+            conn.execute("DELETE FROM messages_fts WHERE rowid = ?", (seq,))
+            conn.execute("DELETE FROM raw_messages WHERE seq = ?", (seq,))
+            conn.execute("DELETE FROM messages WHERE seq = ?", (seq,))
+            conn.execute(
+                "INSERT OR IGNORE INTO deleted_uids (uid, deleted_at) VALUES (?, ?)",
+                (uid, _now_micros()),
+            )
+        return True
+
+
+# -- helpers (each runs inside the caller's transaction) ------------------------------------
+
+
+def _uid_known(conn: sqlite3.Connection, uid: str) -> bool:
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM messages WHERE uid = ?) "
+        "OR EXISTS (SELECT 1 FROM deleted_uids WHERE uid = ?)",
+        (uid, uid),
+    ).fetchone()
+    return bool(row[0])
+
+
+def _insert(conn: sqlite3.Connection, message: NewMessage) -> str:
+    """Insert the index row, the raw bytes and the search entry; return the public id."""
+    public_id = secrets.token_urlsafe(12)
+    stored_at = _now_micros()
+    date = _aware(message.date) if message.date is not None else None
+    raw = message.raw
+    size = len(raw) if isinstance(raw, bytes | bytearray | memoryview) else message.size
+    cursor = conn.execute(
+        "INSERT INTO messages (public_id, uid, sort_key, date, stored_at, size, "
+        "has_attachments, subject, from_name, from_addr, to_text, cc_text, message_id, "
+        "snippet) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            public_id,
+            message.uid,
+            _micros(date) if date is not None else stored_at,
+            date.isoformat() if date is not None else None,
+            stored_at,
+            size,
+            int(message.has_attachments),
+            message.subject,
+            message.from_name,
+            message.from_addr,
+            message.to,
+            message.cc,
+            message.message_id,
+            message.snippet,
+        ),
+    )
+    seq = cursor.lastrowid
+    assert seq is not None
+    if isinstance(raw, bytes | bytearray | memoryview):
+        conn.execute("INSERT INTO raw_messages (seq, data) VALUES (?, ?)", (seq, raw))
+    else:
+        conn.execute("INSERT INTO raw_messages (seq, data) VALUES (?, zeroblob(?))", (seq, size))
+        copy_into_blob(conn, "raw_messages", "data", seq, raw, size)
+    conn.execute(
+        "INSERT INTO messages_fts (rowid, subject, sender, recipients, body) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (
+            seq,
+            fold(message.subject),
+            fold(f"{message.from_name} {message.from_addr}"),
+            fold(f"{message.to} {message.cc}"),
+            fold(message.body_text),
+        ),
+    )
+    return public_id
+
+
+def _total(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT total FROM counters WHERE id = 1").fetchone()[0])
+
+
+def _search_total(conn: sqlite3.Connection, expression: str) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?", (expression,)
+    ).fetchone()
+    return int(row[0])
+
+
+def _summary(row: sqlite3.Row | tuple) -> MessageSummary:
+    (
+        public_id,
+        uid,
+        subject,
+        from_name,
+        from_addr,
+        to,
+        cc,
+        date,
+        stored_at,
+        size,
+        has_attachments,
+        seen,
+        snippet,
+        message_id,
+    ) = row
+    return MessageSummary(
+        id=public_id,
+        uid=uid,
+        subject=subject,
+        from_name=from_name,
+        from_addr=from_addr,
+        to=to,
+        cc=cc,
+        date=datetime.fromisoformat(date) if date is not None else None,
+        stored_at=_EPOCH + stored_at * _MICROSECOND,
+        size=size,
+        has_attachments=bool(has_attachments),
+        seen=bool(seen),
+        snippet=snippet,
+        message_id=message_id,
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    """A naive date is taken as UTC (the caller should not send one)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def _now_micros() -> int:
+    return time.time_ns() // 1000

@@ -1,0 +1,149 @@
+"""The two kinds of database and how each one's schema grew, oldest migration first.
+
+Append new migrations to the end of a list; never edit or reorder one that has shipped,
+since a database's `user_version` counts how many of them it has seen.
+
+- The shared database (`pochta.sqlite3`) holds what crosses accounts or workers: the
+  account registry, fetch jobs, protocol logs, server-side sessions, login-failure counts.
+- Each account's database (`accounts/<hex>.sqlite3`) holds its mail: an index row per
+  message, the raw bytes in a table of their own (so inbox queries never page through
+  blobs), an FTS5 index, the uids of deleted messages, and running counts.
+"""
+
+from __future__ import annotations
+
+from app.store.database import Migration, script
+
+MAILBOX_MIGRATIONS: list[Migration] = [
+    script(
+        # seq is the rowid: insertion order, the tie-breaker after the date.
+        """
+        CREATE TABLE messages (
+            seq INTEGER PRIMARY KEY,
+            public_id TEXT NOT NULL UNIQUE,
+            uid TEXT NOT NULL UNIQUE,
+            sort_key INTEGER NOT NULL,
+            date TEXT,
+            stored_at INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            seen INTEGER NOT NULL DEFAULT 0 CHECK (seen IN (0, 1)),
+            has_attachments INTEGER NOT NULL DEFAULT 0,
+            subject TEXT NOT NULL DEFAULT '',
+            from_name TEXT NOT NULL DEFAULT '',
+            from_addr TEXT NOT NULL DEFAULT '',
+            to_text TEXT NOT NULL DEFAULT '',
+            cc_text TEXT NOT NULL DEFAULT '',
+            message_id TEXT NOT NULL DEFAULT '',
+            snippet TEXT NOT NULL DEFAULT ''
+        )
+        """,
+        # Entries are (sort_key, rowid): newest-first pages walk it backwards.
+        "CREATE INDEX messages_inbox_order ON messages (sort_key)",
+        """
+        CREATE TABLE raw_messages (
+            seq INTEGER PRIMARY KEY REFERENCES messages (seq) ON DELETE CASCADE,
+            data BLOB NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE deleted_uids (
+            uid TEXT PRIMARY KEY,
+            deleted_at INTEGER NOT NULL
+        ) WITHOUT ROWID
+        """,
+        # A normal (content-storing) FTS5 table, rowid = messages.seq: deleting a row by
+        # rowid keeps it in sync without having to resupply the indexed text.
+        """
+        CREATE VIRTUAL TABLE messages_fts USING fts5 (
+            subject, sender, recipients, body,
+            tokenize = 'unicode61 remove_diacritics 2'
+        )
+        """,
+        # Running counts, kept exact by triggers, so the inbox header never scans.
+        """
+        CREATE TABLE counters (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            total INTEGER NOT NULL,
+            unread INTEGER NOT NULL
+        )
+        """,
+        "INSERT INTO counters (id, total, unread) VALUES (1, 0, 0)",
+        """
+        CREATE TRIGGER messages_count_insert AFTER INSERT ON messages BEGIN
+            UPDATE counters SET total = total + 1, unread = unread + (NEW.seen = 0)
+            WHERE id = 1;
+        END
+        """,
+        """
+        CREATE TRIGGER messages_count_delete AFTER DELETE ON messages BEGIN
+            UPDATE counters SET total = total - 1, unread = unread - (OLD.seen = 0)
+            WHERE id = 1;
+        END
+        """,
+        """
+        CREATE TRIGGER messages_count_seen AFTER UPDATE OF seen ON messages
+        WHEN NEW.seen != OLD.seen BEGIN
+            UPDATE counters SET unread = unread + (NEW.seen = 0) - (OLD.seen = 0)
+            WHERE id = 1;
+        END
+        """,
+    ),
+]
+
+SHARED_MIGRATIONS: list[Migration] = [
+    script(
+        """
+        CREATE TABLE accounts (
+            key TEXT PRIMARY KEY,
+            pop3_host TEXT NOT NULL,
+            pop3_port INTEGER NOT NULL,
+            username TEXT NOT NULL,
+            created_at REAL NOT NULL
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE jobs (
+            id TEXT PRIMARY KEY,
+            account TEXT NOT NULL REFERENCES accounts (key),
+            state TEXT NOT NULL CHECK (state IN ('running', 'done', 'failed')),
+            done INTEGER NOT NULL DEFAULT 0,
+            total INTEGER NOT NULL DEFAULT 0,
+            new INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            started_at REAL NOT NULL,
+            heartbeat_at REAL NOT NULL,
+            finished_at REAL
+        )
+        """,
+        # The schema itself forbids a second running job for an account.
+        "CREATE UNIQUE INDEX jobs_one_running ON jobs (account) WHERE state = 'running'",
+        "CREATE INDEX jobs_by_account ON jobs (account, started_at)",
+        """
+        CREATE TABLE logs (
+            id INTEGER PRIMARY KEY,
+            account TEXT NOT NULL REFERENCES accounts (key),
+            operation TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            ok INTEGER NOT NULL,
+            lines TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX logs_by_account ON logs (account, id)",
+        """
+        CREATE TABLE sessions (
+            sid TEXT PRIMARY KEY,
+            account TEXT NOT NULL REFERENCES accounts (key),
+            created_at REAL NOT NULL,
+            last_seen_at REAL NOT NULL
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX sessions_by_account ON sessions (account)",
+        """
+        CREATE TABLE login_failures (
+            scope TEXT NOT NULL,
+            at REAL NOT NULL
+        )
+        """,
+        "CREATE INDEX login_failures_by_scope ON login_failures (scope, at)",
+    ),
+]
