@@ -7,11 +7,11 @@ CA bundle to trust besides the system's (a lab's own CA, the test setup's CA).
 from __future__ import annotations
 
 import ssl
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 
-class Security(str, Enum):
+class Security(StrEnum):
     """`tls` is TLS from the first byte; `starttls` upgrades (STARTTLS/STLS) before anything
     secret is said; `none` is plaintext and must be asked for explicitly."""
 
