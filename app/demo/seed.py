@@ -7,9 +7,6 @@ and realistic Received / Authentication-Results headers for the headers view. Al
 with `email.message.EmailMessage`, dated relative to now, and seeded only once per mailbox.
 """
 
-# Russian text is the point of some of these messages, not a look-alike-letter trick:
-# ruff: noqa: RUF001
-
 from __future__ import annotations
 
 import datetime as dt

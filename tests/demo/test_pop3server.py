@@ -125,7 +125,7 @@ def test_plain_mode_can_be_told_to_refuse_plaintext_auth(make_server, raw_pop3):
 
 def test_wrong_password_answers_auth_code(server, tls, raw_pop3):
     client = raw_pop3(server.pop3_port, tls)
-    assert client.command("USER alice") .startswith(b"+OK")
+    assert client.command("USER alice").startswith(b"+OK")
     assert client.command("PASS wrong").startswith(b"-ERR [AUTH] ")
     assert client.auth_plain("alice", "wrong").startswith(b"-ERR [AUTH] ")
     assert client.command("STAT").startswith(b"-ERR")  # still not logged in
@@ -210,8 +210,9 @@ def test_stat_list_uidl_match_the_mailbox(server, tls, open_pop3):
     client.pass_("alice-demo")
     sizes = [len(simple(n)) for n in (1, 2, 3)]
     assert client.stat() == (3, sum(sizes))
-    assert client.list()[1] == [f"{n} {size}".encode() for n, size in zip((1, 2, 3), sizes)]
-    assert client.uidl()[1] == [f"{n} {uid}".encode() for n, uid in zip((1, 2, 3), uids)]
+    numbered = list(zip((1, 2, 3), sizes, uids, strict=True))
+    assert client.list()[1] == [f"{n} {size}".encode() for n, size, _ in numbered]
+    assert client.uidl()[1] == [f"{n} {uid}".encode() for n, _, uid in numbered]
     assert client.list(2) == f"+OK 2 {sizes[1]}".encode()
     assert client.uidl(3) == f"+OK 3 {uids[2]}".encode()
     for bad in ("4", "0", "-1", "x", "99999999999"):
