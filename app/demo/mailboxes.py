@@ -152,8 +152,13 @@ class Mailboxes:
         found = []
         with os.scandir(self._user_dir(user) / "cur") as entries:
             for entry in entries:
-                if entry.is_file() and not entry.name.startswith("."):
-                    found.append(StoredMessage(entry.name, entry.stat().st_size, Path(entry.path)))
+                if entry.name.startswith("."):
+                    continue
+                try:
+                    size = entry.stat().st_size
+                except FileNotFoundError:  # removed by a POP3 QUIT meanwhile
+                    continue
+                found.append(StoredMessage(entry.name, size, Path(entry.path)))
         return sorted(found, key=lambda message: message.uid)
 
     def count(self, user: str) -> int:

@@ -463,7 +463,7 @@ class POP3Server:
     def start(self) -> None:
         if self._acceptor is not None:
             raise RuntimeError("POP3 server already running")
-        listener = socket.create_server((self.host, self.port))
+        listener = socket.create_server((self.host, self.port), family=address_family(self.host))
         self._listener = listener
         self.port = listener.getsockname()[1]
         self._wake_r, self._wake_w = socket.socketpair()
@@ -515,7 +515,11 @@ class POP3Server:
         assert self._listener is not None
         try:
             sock, address = self._listener.accept()
-        except OSError:
+        except BlockingIOError:
+            return
+        except OSError:  # out of descriptors and the like: back off instead of spinning
+            log.exception("POP3 accept failed")
+            time.sleep(0.1)
             return
         with self._lock:
             if self._stopping:
@@ -540,6 +544,11 @@ class POP3Server:
             with self._lock:
                 self._sessions.pop(threading.current_thread(), None)
                 handle.close()
+
+
+def address_family(host: str) -> socket.AddressFamily:
+    """IPv6 for an IPv6 literal (`::1`), else IPv4: the demo binds loopback literals."""
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 def _shutdown(sock: socket.socket) -> None:

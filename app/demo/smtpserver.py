@@ -233,7 +233,8 @@ class SMTPServer:
             raise RuntimeError("SMTP server already running")
         implicit = self.security is Security.TLS
         handler = DeliveryHandler(self.mailboxes, hostname=self.hostname, implicit_tls=implicit)
-        sock = socket.create_server((self.host, self.port))
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.create_server((self.host, self.port), family=family)
         port = sock.getsockname()[1]
         controller = _BoundController(
             handler,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import gc
+import poplib
 import smtplib
 import socket
 import ssl
@@ -137,3 +138,26 @@ def test_busy_port_fails_start_without_leaking(tmp_path):
             server.start()
     assert not server.running
     assert set(threading.enumerate()) == threads_before
+
+
+def ipv6_loopback() -> bool:
+    try:
+        socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback here")
+def test_binds_ipv6_loopback(make_server):
+    server = make_server(host="::1", pop3_security=Security.NONE, smtp_security=Security.NONE)
+    client = poplib.POP3("::1", server.pop3_port, timeout=5)
+    try:
+        client.user("alice")
+        assert client.pass_("alice-demo").startswith(b"+OK")
+    finally:
+        client.close()
+    with smtplib.SMTP("::1", server.smtp_port, timeout=5) as smtp:
+        smtp.login("bob", "bob-demo")
+        smtp.sendmail("bob@demo.pochta.test", ["alice@demo.pochta.test"], b"Subject: v6\r\n\r\n")
+    assert server.mailboxes.count("alice") == 1
