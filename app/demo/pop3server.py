@@ -147,6 +147,7 @@ class Session:
         self.pending_user: str | None = None
         self.drop: Maildrop | None = None
         self.timestamp = f"<{os.getpid()}.{time.time_ns()}@{server.hostname}>"
+        self.greeted = False
         self.done = False
 
     # -- the loop --------------------------------------------------------------------------
@@ -157,10 +158,12 @@ class Session:
             if self.server.security is Security.TLS:
                 self._start_tls()
             self.send(f"+OK {IMPLEMENTATION} POP3 server ready {self.timestamp}")
+            self.greeted = True
             while not self.done:
                 self._one_command()
         except TimeoutError:
-            self._try_send("-ERR Autologout; idle for too long")
+            if self.greeted:  # not in the middle of a TLS handshake
+                self._try_send("-ERR Autologout; idle for too long")
         except (ClientGoneError, OSError) as error:
             log.debug("POP3 %s: connection ended: %s", self.peer, error)
         finally:
@@ -183,7 +186,7 @@ class Session:
         known = verb.isascii() and verb.isalpha()
         handler = getattr(self, f"cmd_{verb.lower()}", None) if known else None
         if handler is None or not self._allowed(verb.upper()):
-            self.send(f"-ERR Unknown command or not valid now: {verb[:20]}")
+            self.send("-ERR Unknown command, or not valid in this state")
             return
         handler(arg)
 
@@ -228,8 +231,13 @@ class Session:
         if not self.mailboxes.try_lock(user):
             self.send("-ERR [IN-USE] Mailbox is locked by another session")
             return
-        self.drop = Maildrop(user, self.mailboxes.list(user))
-        count = len(self.drop.messages)
+        try:
+            messages = self.mailboxes.list(user)
+        except BaseException:
+            self.mailboxes.unlock(user)
+            raise
+        self.drop = Maildrop(user, messages)
+        count = len(messages)
         self.send(f"+OK Logged in; {count} message{'s' if count != 1 else ''}")
 
     def _message(self, arg: str) -> tuple[int, StoredMessage] | None:
