@@ -368,7 +368,11 @@ class POP3Client:
                 yield Retrieved(number, None, 0, response)
                 continue
             sink = open_sink(number)
-            size = self._multiline(sink, self.max_message_bytes)
+            try:
+                size = self._multiline(sink, self.max_message_bytes)
+            except BaseException:
+                sink.close()
+                raise
             self.transcript.server(data_summary(size))
             yield Retrieved(number, sink, size)
 

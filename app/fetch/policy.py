@@ -1,0 +1,290 @@
+"""What is new on the server, and when a message may be deleted from it.
+
+The retriever (the POP3 client) only talks; this module decides, like getmail's split between
+retriever and policy. The rules that keep mail safe:
+
+* UIDL decides what is new; a server without UIDL falls back to a hash of the content.
+* With `delete`, DELE is sent for a batch only after the destination has made that batch
+  durable, and the server only really deletes at QUIT. A crash at any moment therefore leaves
+  each message on the server, in the destination, or both; "both" is healed on the next run,
+  which sees the UID as known and deletes it then. Never in neither, never stored twice.
+* A message that fails (refused, over the size limit) is reported and the rest go on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from app.mail.errors import CommandRefused, MailError
+from app.mail.pop3 import POP3Client
+
+SPOOL_IN_MEMORY = 1024 * 1024
+BATCH_BYTES = 16 * 1024 * 1024
+HASH_UID_PREFIX = "sha256:"
+
+
+@dataclass
+class Downloaded:
+    """One message retrieved from the server, spooled (in memory when small)."""
+
+    number: int
+    uid: str
+    size: int
+    spool: BinaryIO
+
+    def read(self) -> bytes:
+        self.spool.seek(0)
+        return self.spool.read()
+
+
+class Destination(Protocol):
+    """Where fetched mail goes: the web app's store, or a directory of .eml files."""
+
+    def known_uids(self) -> set[str]:
+        """UIDs already delivered (and ones the user deleted, so they are not fetched again)."""
+        ...
+
+    def deliver(self, batch: Sequence[Downloaded]) -> int:
+        """Make the batch durable before returning (the caller DELEs it next); return how
+        many were new. Delivering a UID that is already known must be a no-op."""
+        ...
+
+    def spool_dir(self) -> Path | None:
+        """Where big messages are spooled on their way (the same file system as the
+        destination, so a full disk shows up here first); None for the system default."""
+        ...
+
+
+@dataclass
+class Progress:
+    """Where a fetch stands; handed to the progress callback after every batch."""
+
+    total: int = 0
+    done: int = 0
+    new: int = 0
+
+
+@dataclass
+class FetchReport:
+    """The outcome: how many were on the server, new, deleted, and what failed."""
+
+    on_server: int = 0
+    new: int = 0
+    deleted: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def _batches(
+    numbers: Sequence[int], sizes: dict[int, int], max_count: int, max_bytes: int
+) -> Iterator[list[int]]:
+    """Runs of messages to make durable together: one commit and one fsync per batch is what
+    makes a big fetch fast, and the byte bound keeps the spooled batch small in memory."""
+    batch: list[int] = []
+    held = 0
+    for number in numbers:
+        batch.append(number)
+        held += sizes.get(number, 0)
+        if len(batch) >= max_count or held >= max_bytes:
+            yield batch
+            batch, held = [], 0
+    if batch:
+        yield batch
+
+
+class Fetcher:
+    """One run of the policy over a connected, logged-in POP3 session."""
+
+    def __init__(
+        self,
+        client: POP3Client,
+        destination: Destination,
+        *,
+        delete: bool,
+        max_message_bytes: int,
+        progress: ProgressCallback | None = None,
+        batch_size: int = 200,
+    ):
+        self.client = client
+        self.destination = destination
+        self.delete = delete
+        self.max_message_bytes = max_message_bytes
+        self.on_progress = progress or (lambda _progress: None)
+        self.batch_size = batch_size
+        self.report = FetchReport()
+        self.progress = Progress()
+
+    def run(self) -> FetchReport:
+        """Fetch everything new, then QUIT (which is when deletions take effect)."""
+        sizes = self.client.list()
+        self.report.on_server = len(sizes)
+        uids = self._uids()
+        if uids is None:
+            self._fetch_without_uidl(sizes)
+        else:
+            self._fetch_by_uid(sizes, uids)
+        self._quit()
+        return self.report
+
+    # -- deciding what is new ------------------------------------------------------------
+
+    def _uids(self) -> dict[int, str] | None:
+        caps = self.client.capabilities
+        if caps.known and not caps.uidl:
+            return None
+        try:
+            return self.client.uidl()
+        except CommandRefused:
+            return None
+
+    def _fetch_by_uid(self, sizes: dict[int, int], uids: dict[int, str]) -> None:
+        known = self.destination.known_uids()
+        todo: list[int] = []
+        stored: list[int] = []
+        seen: set[str] = set()
+        for number in sorted(uids):
+            uid = uids[number]
+            if uid in seen:  # a broken server listing one UID twice: take the first
+                continue
+            seen.add(uid)
+            (stored if uid in known else todo).append(number)
+        if self.delete and stored:
+            # Durable here from an earlier run that could not finish its QUIT.
+            self._dele(stored)
+        todo = self._within_limit(todo, sizes)
+        self.progress.total = len(todo)
+        self.on_progress(self.progress)
+        for batch in _batches(todo, sizes, self.batch_size, BATCH_BYTES):
+            downloaded = self._retrieve(batch, lambda n: uids[n])
+            self._deliver(batch, downloaded)
+
+    def _fetch_without_uidl(self, sizes: dict[int, int]) -> None:
+        """Without UIDL every message must be read to know whether it is new."""
+        known = self.destination.known_uids()
+        numbers = self._within_limit(sorted(sizes), sizes)
+        self.progress.total = len(numbers)
+        self.on_progress(self.progress)
+        for batch in _batches(numbers, sizes, self.batch_size, BATCH_BYTES):
+            downloaded = self._retrieve(batch, None)
+            fresh = [d for d in downloaded if d.uid not in known]
+            already = [d for d in downloaded if d.uid in known]
+            for item in already:
+                item.spool.close()
+            if self.delete and already:
+                self._dele([item.number for item in already])
+            self._deliver(batch, fresh)
+            known.update(d.uid for d in fresh)
+
+    def _within_limit(self, numbers: list[int], sizes: dict[int, int]) -> list[int]:
+        fitting = []
+        for number in numbers:
+            size = sizes.get(number, 0)
+            if size > self.max_message_bytes:
+                self.report.failures.append(
+                    f"message {number} is {size} bytes, over the limit of "
+                    f"{self.max_message_bytes}; it stays on the server"
+                )
+            else:
+                fitting.append(number)
+        return fitting
+
+    # -- moving mail -----------------------------------------------------------------
+
+    def _open_spool(self, _number: int) -> BinaryIO:
+        directory = self.destination.spool_dir()
+        return tempfile.SpooledTemporaryFile(
+            max_size=SPOOL_IN_MEMORY, dir=str(directory) if directory else None
+        )
+
+    def _retrieve(
+        self, numbers: Sequence[int], uid_of: Callable[[int], str] | None
+    ) -> list[Downloaded]:
+        downloaded: list[Downloaded] = []
+        try:
+            for result in self.client.retr_many(numbers, self._open_spool):
+                if result.error is not None or result.sink is None:
+                    reason = result.error.summary() if result.error else "no data"
+                    self.report.failures.append(f"message {result.number}: {reason}")
+                    continue
+                uid = uid_of(result.number) if uid_of else _content_uid(result.sink)
+                downloaded.append(Downloaded(result.number, uid, result.size, result.sink))
+        except BaseException:
+            for item in downloaded:
+                item.spool.close()
+            raise
+        return downloaded
+
+    def _deliver(self, batch: Sequence[int], downloaded: list[Downloaded]) -> None:
+        try:
+            new = self.destination.deliver(downloaded) if downloaded else 0
+        except BaseException:
+            # Nothing of this batch was DELE'd; earlier batches are durable and their DELEs
+            # take effect if the QUIT still goes through.
+            self._quit_quietly()
+            raise
+        finally:
+            for item in downloaded:
+                item.spool.close()
+        if self.delete and downloaded:
+            self._dele([item.number for item in downloaded])
+        self.report.new += new
+        self.progress.done += len(batch)
+        self.progress.new += new
+        self.on_progress(self.progress)
+
+    def _dele(self, numbers: Sequence[int]) -> None:
+        for number, response in self.client.dele_many(numbers).items():
+            if response.ok:
+                self.report.deleted += 1
+            else:
+                self.report.failures.append(f"DELE {number}: {response.summary()}")
+
+    def _quit(self) -> None:
+        response = self.client.quit()
+        if self.delete and self.report.deleted and (response is None or not response.ok):
+            self.report.deleted = 0
+            self.report.failures.append(
+                "the server did not confirm QUIT, so it deleted nothing; "
+                "the stored messages will be removed from it on the next fetch"
+            )
+
+    def _quit_quietly(self) -> None:
+        try:
+            self.client.quit()
+        except MailError:
+            self.client.close()
+
+
+def _content_uid(spool: BinaryIO) -> str:
+    spool.seek(0)
+    digest = hashlib.sha256()
+    while chunk := spool.read(1024 * 1024):
+        digest.update(chunk)
+    return HASH_UID_PREFIX + digest.hexdigest()
+
+
+def fetch_new(
+    client: POP3Client,
+    destination: Destination,
+    *,
+    delete: bool,
+    max_message_bytes: int,
+    progress: ProgressCallback | None = None,
+    batch_size: int = 200,
+) -> FetchReport:
+    """Fetch what is new over a logged-in session into `destination`, then QUIT."""
+    return Fetcher(
+        client,
+        destination,
+        delete=delete,
+        max_message_bytes=max_message_bytes,
+        progress=progress,
+        batch_size=batch_size,
+    ).run()
