@@ -34,6 +34,20 @@ _SUMMARY_COLUMNS = (
 )
 _NEWEST_FIRST = "ORDER BY sort_key DESC, seq DESC"
 
+# A page is found by walking the inbox-order index alone (cheap even 100,000 entries deep),
+# then only its rows are read. A search walks the same index, keeping the entries whose
+# rowid the FTS match produced: measured at 100,000 messages that beats sorting the matches
+# by date for rare and common words alike, hence INDEXED BY.
+_PAGE_OF = (
+    f"SELECT {_SUMMARY_COLUMNS} FROM messages WHERE seq IN "  # noqa: S608
+    "(SELECT seq FROM messages INDEXED BY messages_inbox_order {where} "
+    f"{_NEWEST_FIRST} LIMIT ? OFFSET ?) {_NEWEST_FIRST}"
+)
+_INBOX_PAGE = _PAGE_OF.format(where="")
+_SEARCH_PAGE = _PAGE_OF.format(
+    where="WHERE seq IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)"
+)
+
 
 class Mailbox:
     """The stored mail of one account, behind a database file of its own."""
@@ -74,30 +88,21 @@ class Mailbox:
         Page says which page it actually holds. A query with no words matches nothing.
         """
         per_page = min(max(1, per_page), MAX_PER_PAGE)
-        searching = query is not None and query.strip() != ""
-        expression = match_expression(query) if searching and query is not None else None
-        if searching and expression is None:
-            return Page(items=[], page=1, per_page=per_page, total=0)
+        expression = None
+        if query is not None and query.strip():
+            expression = match_expression(query)
+            if expression is None:
+                return Page(items=[], page=1, per_page=per_page, total=0)
         with self._db.read() as conn:
             total = _search_total(conn, expression) if expression else _total(conn)
             page = min(max(1, page), max(1, math.ceil(total / per_page)))
             offset = (page - 1) * per_page
             if expression:
-                rows = conn.execute(
-                    f"SELECT {_SUMMARY_COLUMNS} FROM messages WHERE seq IN "  # noqa: S608
-                    "(SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?) "
-                    f"{_NEWEST_FIRST} LIMIT ? OFFSET ?",
-                    (expression, per_page, offset),
-                ).fetchall()
+                rows = conn.execute(_SEARCH_PAGE, (expression, per_page, offset)).fetchall()
             else:
-                rows = conn.execute(
-                    f"SELECT {_SUMMARY_COLUMNS} FROM messages "  # noqa: S608
-                    f"{_NEWEST_FIRST} LIMIT ? OFFSET ?",
-                    (per_page, offset),
-                ).fetchall()
-        return Page(
-            items=[_summary(row) for row in rows], page=page, per_page=per_page, total=total
-        )
+                rows = conn.execute(_INBOX_PAGE, (per_page, offset)).fetchall()
+        items = [_summary(row) for row in rows]
+        return Page(items=items, page=page, per_page=per_page, total=total)
 
     def count(self) -> int:
         with self._db.read() as conn:
@@ -186,7 +191,7 @@ class Mailbox:
             conn.execute("DELETE FROM messages WHERE seq = ?", (seq,))
             conn.execute(
                 "INSERT OR IGNORE INTO deleted_uids (uid, deleted_at) VALUES (?, ?)",
-                (uid, _now_micros()),
+                (uid, time.time_ns() // 1000),
             )
         return True
 
@@ -206,50 +211,72 @@ def _uid_known(conn: sqlite3.Connection, uid: str) -> bool:
 def _insert(conn: sqlite3.Connection, message: NewMessage) -> str:
     """Insert the index row, the raw bytes and the search entry; return the public id."""
     public_id = secrets.token_urlsafe(12)
-    stored_at = _now_micros()
-    date = _aware(message.date) if message.date is not None else None
     raw = message.raw
-    size = len(raw) if isinstance(raw, bytes | bytearray | memoryview) else message.size
+    in_memory = isinstance(raw, bytes | bytearray | memoryview)
+    size = len(raw) if in_memory else message.size
     cursor = conn.execute(
         "INSERT INTO messages (public_id, uid, sort_key, date, stored_at, size, "
         "has_attachments, subject, from_name, from_addr, to_text, cc_text, message_id, "
         "snippet) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            public_id,
-            message.uid,
-            _micros(date) if date is not None else stored_at,
-            date.isoformat() if date is not None else None,
-            stored_at,
-            size,
-            int(message.has_attachments),
-            message.subject,
-            message.from_name,
-            message.from_addr,
-            message.to,
-            message.cc,
-            message.message_id,
-            message.snippet,
-        ),
+        _index_row(public_id, message, size),
     )
     seq = cursor.lastrowid
     assert seq is not None
-    if isinstance(raw, bytes | bytearray | memoryview):
+    if in_memory:
         conn.execute("INSERT INTO raw_messages (seq, data) VALUES (?, ?)", (seq, raw))
     else:
         conn.execute("INSERT INTO raw_messages (seq, data) VALUES (?, zeroblob(?))", (seq, size))
-        copy_into_blob(conn, "raw_messages", "data", seq, raw, size)
+        copy_into_blob(conn, "raw_messages", "data", seq, raw, size)  # type: ignore[arg-type]
+    _index_text(conn, seq, message)
+    return public_id
+
+
+def _index_row(public_id: str, message: NewMessage, size: int) -> tuple[object, ...]:
+    texts = (
+        message.subject,
+        message.from_name,
+        message.from_addr,
+        message.to,
+        message.cc,
+        message.message_id,
+        message.snippet,
+    )
+    flags = (size, int(message.has_attachments))
+    return (public_id, message.uid, *_when(message.date), *flags, *map(_storable, texts))
+
+
+def _when(date: datetime | None) -> tuple[int, str | None, int]:
+    """(sort_key, date as ISO 8601 with its offset, stored_at), times in epoch microseconds."""
+    stored_at = time.time_ns() // 1000
+    if date is None:
+        return stored_at, None, stored_at
+    if date.tzinfo is None:  # the caller should not send one; take it as UTC
+        date = date.replace(tzinfo=UTC)
+    return (date - _EPOCH) // _MICROSECOND, date.isoformat(), stored_at
+
+
+def _index_text(conn: sqlite3.Connection, seq: int, message: NewMessage) -> None:
+    columns = (
+        message.subject,
+        f"{message.from_name} {message.from_addr}",
+        f"{message.to} {message.cc}",
+        message.body_text,
+    )
     conn.execute(
         "INSERT INTO messages_fts (rowid, subject, sender, recipients, body) "
         "VALUES (?, ?, ?, ?, ?)",
-        (
-            seq,
-            fold(message.subject),
-            fold(f"{message.from_name} {message.from_addr}"),
-            fold(f"{message.to} {message.cc}"),
-            fold(message.body_text),
-        ),
+        (seq, *(fold(_storable(text)) for text in columns)),
     )
-    return public_id
+
+
+def _storable(text: str) -> str:
+    """Text SQLite can take: lone surrogates (say, from undecodable header bytes kept by
+    `surrogateescape`) become U+FFFD instead of failing the whole batch."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
+    return text
 
 
 def _total(conn: sqlite3.Connection) -> int:
@@ -296,16 +323,3 @@ def _summary(row: sqlite3.Row | tuple) -> MessageSummary:
         snippet=snippet,
         message_id=message_id,
     )
-
-
-def _aware(moment: datetime) -> datetime:
-    """A naive date is taken as UTC (the caller should not send one)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _micros(moment: datetime) -> int:
-    return (moment - _EPOCH) // _MICROSECOND
-
-
-def _now_micros() -> int:
-    return time.time_ns() // 1000

@@ -56,7 +56,8 @@ MAILBOX_MIGRATIONS: list[Migration] = [
         """
         CREATE VIRTUAL TABLE messages_fts USING fts5 (
             subject, sender, recipients, body,
-            tokenize = 'unicode61 remove_diacritics 2'
+            tokenize = 'unicode61 remove_diacritics 2',
+            prefix = '3'
         )
         """,
         # Running counts, kept exact by triggers, so the inbox header never scans.

@@ -3,38 +3,47 @@
 Every whitespace-separated word becomes a quoted FTS5 phrase (inside quotes only `"` is
 special, and it is doubled), so `AND`, `NEAR(`, `*`, `-`, `:` and stray quotes are searched
 as text, never obeyed as operators. Words with no letter or digit are dropped (the
-tokenizer would find nothing in them), the words are ANDed, and the last one matches as a
-prefix, so results follow the user's typing. The same folding is applied to indexed text
-and to queries: Cyrillic yo reads as ie (U+0451 as U+0435), as Russian writers use them
-interchangeably.
+tokenizer would find nothing in them) and the rest are ANDed. The last word also matches
+as a prefix when it ends in at least `MIN_PREFIX` letters: results follow the user's
+typing and Russian inflections (`отчёт` finds `отчёта`), while one- and two-letter
+prefixes, which would expand to thousands of terms, match whole words only. The index
+keeps 3-letter prefixes (`prefix='3'` in the schema) so short prefixes stay fast.
+
+The same folding is applied to indexed text and to queries: Cyrillic yo reads as ie
+(U+0451 as U+0435), since Russian writers use them interchangeably.
 """
 
 from __future__ import annotations
 
+import re
+
 MAX_TERMS = 16
 MAX_TERM_LENGTH = 100
+MIN_PREFIX = 3
 
 # Cyrillic yo -> ie, small and capital (written as escapes: the letters look alike).
-_FOLD = str.maketrans({"\u0451": "\u0435", "\u0401": "\u0415"})
+_FOLDS = (("\u0451", "\u0435"), ("\u0401", "\u0415"))
+_WORD = re.compile(r"[^\W_]+")  # a run of letters and digits: what the tokenizer keeps
 
 
 def fold(text: str) -> str:
     """Normalise text the same way for indexing and for searching."""
-    return text.translate(_FOLD)
+    for letter, replacement in _FOLDS:  # str.replace: ten times faster than translate
+        text = text.replace(letter, replacement)
+    return text
 
 
 def match_expression(query: str) -> str | None:
     """The FTS5 MATCH expression for a user's search text, or None if it has no words."""
-    terms = [t[:MAX_TERM_LENGTH] for t in fold(query).split() if _searchable(t)]
+    text = fold(query.encode("utf-8", "replace").decode("utf-8"))  # no lone surrogates
+    terms = [t[:MAX_TERM_LENGTH] for t in text.split() if _WORD.search(t)]
     if not terms:
         return None
-    phrases = [_quote(term) for term in terms[:MAX_TERMS]]
-    phrases[-1] += "*"
+    terms = terms[:MAX_TERMS]
+    phrases = [_quote(term) for term in terms]
+    if len(_WORD.findall(terms[-1])[-1]) >= MIN_PREFIX:
+        phrases[-1] += "*"
     return " ".join(phrases)
-
-
-def _searchable(term: str) -> bool:
-    return any(ch.isalnum() for ch in term)
 
 
 def _quote(term: str) -> str:
