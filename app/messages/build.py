@@ -1,0 +1,221 @@
+"""Building outgoing mail with `email.message.EmailMessage`, ready for an SMTP DATA command.
+
+Everything MIME is the library's: RFC 2047 for non-ASCII subjects and names, RFC 2231 for
+file names, quoted-printable or base64 bodies (the policy is 7-bit clean, so no body line can
+exceed 998 octets and no server needs 8BITMIME), CRLF line endings. Pochta adds the checks:
+text that would end up in a header may not contain line breaks or other control characters,
+Bcc is used for the envelope only, and the finished bytes are verified before they leave.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import email.utils
+import mimetypes
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from email.headerregistry import Address as HeaderAddress
+from email.message import EmailMessage
+from email.parser import BytesParser
+
+from app.messages.addresses import Address
+
+MAX_LINE_OCTETS = 998
+MAX_REFERENCES = 20
+
+_POLICY = email.policy.SMTP.clone(cte_type="7bit", refold_source="none")
+_POLICY_UTF8 = _POLICY.clone(utf8=True)
+_MSGID = re.compile(r"<[!-;=?-~]+@[!-;=?-~]+>")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_LONG_LINE = re.compile(rb"[^\r\n]{%d}" % (MAX_LINE_OCTETS + 1))
+
+
+class ComposeError(ValueError):
+    """The draft cannot be sent as it is; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file to send. `content_type` ("type/subtype") is guessed from the name when None."""
+
+    filename: str
+    data: bytes = field(repr=False)
+    content_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What the user wrote: recipients, subject, body, and how it relates to other mail."""
+
+    to: list[Address] = field(default_factory=list)
+    cc: list[Address] = field(default_factory=list)
+    bcc: list[Address] = field(default_factory=list)
+    subject: str = ""
+    body: str = ""
+    in_reply_to: str | None = None
+    references: list[str] = field(default_factory=list)
+    forwarded: bytes | None = field(default=None, repr=False)  # attached as message/rfc822
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A message ready for SMTP: envelope and data (CRLF line endings, unstuffed)."""
+
+    envelope_from: str
+    envelope_recipients: list[str]
+    data: bytes = field(repr=False)
+    needs_smtputf8: bool
+    message_id: str
+
+
+def build_message(
+    draft: Draft,
+    *,
+    sender: Address,
+    attachments: Sequence[Attachment] = (),
+    hostname_for_message_id: str = "",
+) -> OutgoingMessage:
+    """Build the message; ComposeError when something in the draft cannot be sent."""
+    recipients = [*draft.to, *draft.cc, *draft.bcc]
+    if not recipients:
+        raise ComposeError("Add at least one recipient.")
+    for address in (sender, *recipients):
+        _check_header_text(address.display_name, "A recipient's name")
+    _check_header_text(draft.subject, "The subject")
+    utf8 = any(address.needs_smtputf8 for address in (sender, *recipients))
+    message_id = email.utils.make_msgid(domain=_msgid_domain(hostname_for_message_id, sender))
+    try:
+        data = _build(draft, sender, attachments, message_id, utf8, rfc822=True)
+    except ComposeError:
+        raise
+    except Exception as error:  # most likely a forwarded original that cannot be re-encoded
+        if draft.forwarded is None:
+            raise ComposeError(f"The message could not be built: {error}") from error
+        data = _build(draft, sender, attachments, message_id, utf8, rfc822=False)
+    return OutgoingMessage(
+        envelope_from=sender.wire,
+        envelope_recipients=_unique([address.wire for address in recipients]),
+        data=data,
+        needs_smtputf8=utf8,
+        message_id=message_id,
+    )
+
+
+def _build(draft: Draft, sender: Address, attachments: Sequence[Attachment],
+           message_id: str, utf8: bool, *, rfc822: bool) -> bytes:
+    """The finished bytes; the EmailMessage (and its encoded copy of every attachment) is
+    dropped before returning, so only the caller's data and the result stay in memory."""
+    message = _compose(draft, sender, attachments, message_id, utf8, rfc822=rfc822)
+    return _serialize(message, utf8)
+
+
+def _compose(draft: Draft, sender: Address, attachments: Sequence[Attachment],
+             message_id: str, utf8: bool, *, rfc822: bool) -> EmailMessage:
+    message = EmailMessage(policy=_POLICY_UTF8 if utf8 else _POLICY)
+    message["From"] = _header_address(sender, utf8)
+    message["To"] = [_header_address(a, utf8) for a in draft.to] or "undisclosed-recipients:;"
+    if draft.cc:
+        message["Cc"] = [_header_address(a, utf8) for a in draft.cc]
+    message["Subject"] = draft.subject
+    message["Date"] = email.utils.localtime()
+    message["Message-ID"] = message_id
+    _set_threading(message, draft)
+    message.set_content(draft.body.replace("\x00", ""))
+    for attachment in attachments:
+        _attach(message, attachment)
+    if draft.forwarded is not None:
+        _attach_original(message, draft.forwarded, rfc822=rfc822)
+    if message.is_multipart():
+        message.set_boundary(f"=_pochta_{secrets.token_hex(16)}")
+    return message
+
+
+def _serialize(message: EmailMessage, utf8: bool) -> bytes:
+    data = message.as_bytes()
+    if _LONG_LINE.search(data):
+        raise ValueError(f"a line is longer than {MAX_LINE_OCTETS} octets")
+    if not utf8 and not data.isascii():
+        raise ValueError("8-bit data in a 7-bit message")
+    return data
+
+
+def _header_address(address: Address, utf8: bool) -> HeaderAddress:
+    domain = address.domain if utf8 else address.wire.rsplit("@", 1)[1]
+    try:
+        return HeaderAddress(address.display_name, address.local_part, domain)
+    except ValueError as error:
+        raise ComposeError(f"“{address.formatted()}” cannot be used: {error}") from None
+
+
+def _set_threading(message: EmailMessage, draft: Draft) -> None:
+    if draft.in_reply_to and _MSGID.fullmatch(draft.in_reply_to):
+        message["In-Reply-To"] = draft.in_reply_to
+    references = [r for r in draft.references if _MSGID.fullmatch(r)]
+    if len(references) > MAX_REFERENCES:
+        references = references[:1] + references[-(MAX_REFERENCES - 1):]
+    if references:
+        message["References"] = " ".join(references)
+
+
+def _attach(message: EmailMessage, attachment: Attachment) -> None:
+    name = _clean_filename(attachment.filename)
+    maintype, subtype = _content_type(attachment.content_type, name)
+    message.add_attachment(attachment.data, maintype=maintype, subtype=subtype, filename=name)
+
+
+def _attach_original(message: EmailMessage, raw: bytes, *, rfc822: bool) -> None:
+    if not rfc822:
+        message.add_attachment(raw, maintype="application", subtype="octet-stream",
+                               filename="forwarded-message.eml")
+        return
+    original = BytesParser(policy=message.policy).parsebytes(raw)
+    seven_bit = raw.isascii() and not _LONG_LINE.search(raw)
+    message.add_attachment(original, cte="7bit" if seven_bit else "8bit",
+                           filename="forwarded-message.eml")
+
+
+def _clean_filename(filename: str) -> str:
+    _check_header_text(filename, "An attachment's file name")
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    return name or "attachment"
+
+
+def _content_type(declared: str | None, filename: str) -> tuple[str, str]:
+    if declared is not None:
+        maintype, _, subtype = declared.strip().partition("/")
+        if not (_TOKEN.fullmatch(maintype) and _TOKEN.fullmatch(subtype)):
+            raise ComposeError(f"“{declared}” is not a valid content type.")
+    else:
+        guessed = mimetypes.guess_type(filename, strict=False)[0] or "application/octet-stream"
+        maintype, _, subtype = guessed.partition("/")
+    if maintype.lower() in ("multipart", "message"):
+        return "application", "octet-stream"
+    return maintype.lower(), subtype.lower()
+
+
+def _check_header_text(text: str, what: str) -> None:
+    if any((ord(char) < 32 and char != "\t") or ord(char) == 127 for char in text):
+        raise ComposeError(f"{what} may not contain line breaks or control characters.")
+
+
+def _msgid_domain(hostname: str, sender: Address) -> str:
+    candidate = hostname.strip() or sender.wire.rsplit("@", 1)[1]
+    try:
+        domain = candidate.encode("idna").decode("ascii")
+    except UnicodeError:
+        return "localhost"
+    return domain if _TOKEN.fullmatch(domain.replace(".", "")) else "localhost"
+
+
+def _unique(addresses: list[str]) -> list[str]:
+    seen: set[str] = set()
+    unique = []
+    for address in addresses:
+        local, _, domain = address.rpartition("@")
+        key = f"{local}@{domain.lower()}"
+        if key not in seen:
+            seen.add(key)
+            unique.append(address)
+    return unique

@@ -1,0 +1,191 @@
+"""The MIME tree of a stored message, walked once in a fixed order with bounded work.
+
+`parse_message`, `get_part` and `index_fields` all see a message through `load` and
+`walk_parts`, so part number n means the same part everywhere. Parts are numbered in
+depth-first order, containers included (the message itself is 0). Nesting deeper than
+MAX_DEPTH is reported as one opaque part and not opened; walking stops after MAX_PARTS.
+A message the parser cannot take apart at all (deep enough to exhaust the parser's own
+recursion) is re-read with its body as one text part.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import mimetypes
+from dataclasses import dataclass
+from email.message import Message
+from email.parser import BytesParser
+
+from app.messages.charsets import decode_bytes
+from app.messages.headers import decode_text, first_message_id, unfold
+
+MAX_DEPTH = 50
+MAX_PARTS = 1000
+
+_PARSER = BytesParser(policy=email.policy.compat32)
+_HEADERS_ONLY = BytesParser(policy=email.policy.compat32)
+
+
+@dataclass(frozen=True)
+class PartNode:
+    """One part of the tree as walked: its number, depth and whether it is opaque."""
+
+    index: int
+    part: Message
+    depth: int
+    opaque: bool = False  # a container too deep to open
+
+
+@dataclass(frozen=True)
+class Loaded:
+    message: Message
+    nodes: list[PartNode]
+    notes: list[str]
+
+
+def load(raw: bytes) -> Loaded:
+    """Parse `raw` (never raises) and walk its parts."""
+    notes: list[str] = []
+    try:
+        message = _PARSER.parsebytes(raw)
+    except (RecursionError, MemoryError):
+        message = _HEADERS_ONLY.parsebytes(raw, headersonly=True)
+        notes.append("The message structure is nested too deeply to take apart; "
+                     "its body is shown as raw text.")
+        return Loaded(message, [PartNode(0, message, 0)], notes)
+    nodes, truncated = walk_parts(message)
+    if any(node.opaque for node in nodes):
+        notes.append(f"Parts nested deeper than {MAX_DEPTH} levels are not opened.")
+    if truncated:
+        notes.append(f"Only the first {MAX_PARTS} parts are listed.")
+    return Loaded(message, nodes, notes)
+
+
+def walk_parts(message: Message) -> tuple[list[PartNode], bool]:
+    """Every part in depth-first order, bounded; True as second value when cut short."""
+    nodes: list[PartNode] = []
+    stack: list[tuple[Message, int]] = [(message, 0)]
+    while stack:
+        if len(nodes) >= MAX_PARTS:
+            return nodes, True
+        part, depth = stack.pop()
+        container = is_container(part)
+        opaque = container and depth >= MAX_DEPTH
+        nodes.append(PartNode(len(nodes), part, depth, opaque))
+        if container and not opaque:
+            children = part.get_payload()
+            stack.extend((child, depth + 1) for child in reversed(children)
+                         if isinstance(child, Message))
+    return nodes, False
+
+
+def is_container(part: Message) -> bool:
+    """A multipart with parsed subparts (a message/rfc822 is a leaf: an attachment)."""
+    return part.get_content_maintype() == "multipart" and isinstance(part.get_payload(), list)
+
+
+def content_type(part: Message) -> str:
+    """The MIME type; a multipart whose boundary never parsed is read as plain text."""
+    ctype = part.get_content_type()
+    if ctype.startswith("multipart/") and not is_container(part):
+        return "text/plain"
+    return ctype
+
+
+def disposition(part: Message) -> str | None:
+    try:
+        return part.get_content_disposition()
+    except Exception:  # a mangled header: treat as unspecified
+        return None
+
+
+def charset(part: Message) -> str | None:
+    try:
+        return part.get_content_charset()
+    except Exception:  # a mangled header: let the fallbacks decide
+        return None
+
+
+def filename(part: Message) -> str | None:
+    """The decoded file name (RFC 2231 or RFC 2047), without any directory, or None."""
+    try:
+        raw = part.get_filename()
+    except Exception:  # a mangled parameter list
+        return None
+    if not raw:
+        return None
+    name = decode_text(raw, hint=charset(part))
+    name = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    return name or None
+
+
+def content_id(part: Message) -> str | None:
+    """The Content-ID without angle brackets, or None."""
+    value = part.get("Content-ID")
+    if value is None:
+        return None
+    cid = first_message_id(value)
+    return unfold(cid.strip("<>")) if cid else None
+
+
+def is_inline(part: Message) -> bool:
+    """A resource the HTML body shows by Content-ID (an embedded image), rather than a file
+    attached for the reader."""
+    return content_id(part) is not None and disposition(part) != "attachment"
+
+
+def is_body_candidate(part: Message) -> bool:
+    """A text part meant to be read as the message, not saved as a file."""
+    return (content_type(part) in ("text/plain", "text/html")
+            and disposition(part) != "attachment"
+            and filename(part) is None)
+
+
+def part_bytes(node: PartNode) -> bytes:
+    """The decoded content of a part (a message/rfc822 or opaque part as its own bytes)."""
+    part = node.part
+    try:
+        if node.opaque or part.is_multipart():
+            inner = part if node.opaque else part.get_payload(0)
+            return inner.as_bytes(policy=email.policy.compat32)
+        data = part.get_payload(decode=True)
+    except Exception:  # broken encodings or an unprintable inner message
+        data = None
+    if isinstance(data, bytes):
+        return data
+    payload = part.get_payload()
+    return payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
+
+
+def part_text(node: PartNode, *, limit: int | None = None) -> str:
+    """A text part's content as str, in whatever charset it declares (bounded by `limit`
+    bytes when given)."""
+    data = part_bytes(node)
+    truncated = limit is not None and len(data) > limit
+    if truncated:
+        data = data[:limit]
+    return decode_bytes(data, charset(node.part), truncated=truncated)
+
+
+def suggested_filename(part: Message, index: int) -> str:
+    """The part's own name, or one made up from its number and type."""
+    name = filename(part)
+    if name:
+        return name
+    ctype = content_type(part)
+    if ctype == "message/rfc822":
+        subject = _inner_subject(part)
+        if subject:
+            return f"{subject[:80]}.eml"
+        return f"part-{index}.eml"
+    extension = mimetypes.guess_extension(ctype) or ".bin"
+    return f"part-{index}{extension}"
+
+
+def _inner_subject(part: Message) -> str:
+    try:
+        inner = part.get_payload(0)
+    except Exception:  # an empty message/rfc822
+        return ""
+    subject = decode_text(inner.get("Subject")) if isinstance(inner, Message) else ""
+    return subject.replace("/", "_").replace("\\", "_").strip()
