@@ -76,6 +76,19 @@ class DeliveryHandler:
         self.hostname = hostname
         self.implicit_tls = implicit_tls
 
+    async def handle_EHLO(  # noqa: N802 - aiosmtpd hook name
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        """Advertise PIPELINING (RFC 2920): aiosmtpd reads commands from a buffer in order,
+        and drops what was buffered at STARTTLS, so pipelined clients are served right."""
+        session.host_name = hostname  # aiosmtpd leaves this to a custom EHLO hook
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
     async def handle_MAIL(  # noqa: N802 - aiosmtpd hook name
         self,
         server: SMTP,

@@ -4,6 +4,8 @@ AUTH before sending, no relaying, exact delivery with trace headers, SMTPUTF8, S
 from __future__ import annotations
 
 import smtplib
+import socket
+from base64 import b64encode
 from collections.abc import Callable, Iterator
 from email import policy
 from email.parser import BytesParser
@@ -194,3 +196,43 @@ def test_bare_lf_is_stored_as_crlf(server, open_smtp):
     stored = only_message(server, "alice")
     assert stored.endswith(b"Subject: lf\r\n\r\nline one\r\nline two\r\n")
     assert b"\n" not in stored.replace(b"\r\n", b"")
+
+
+def test_pipelined_transaction_is_answered_in_order(make_server):
+    server = make_server(smtp_security=Security.NONE)
+    plain = b64encode(b"\0bob\0bob-demo")
+    with socket.create_connection(("127.0.0.1", server.smtp_port), timeout=5) as sock:
+        replies = sock.makefile("rb")
+        assert replies.readline().startswith(b"220 ")
+        sock.sendall(b"EHLO client.test\r\n")
+        features = []
+        while (line := replies.readline())[3:4] == b"-":
+            features.append(line)
+        assert b"250-PIPELINING\r\n" in features and line == b"250 HELP\r\n"
+        sock.sendall(
+            b"AUTH PLAIN " + plain + b"\r\n"
+            b"MAIL FROM:<bob@demo.pochta.test>\r\n"
+            b"RCPT TO:<nobody@example.com>\r\n"
+            b"RCPT TO:<alice@demo.pochta.test>\r\n"
+            b"DATA\r\n"
+        )
+        codes = [replies.readline()[:3] for _ in range(5)]
+        assert codes == [b"235", b"250", b"550", b"250", b"354"]
+        sock.sendall(b"Subject: piped\r\n\r\nbody\r\n.\r\nNOOP\r\nQUIT\r\n")
+        assert [replies.readline()[:3] for _ in range(3)] == [b"250", b"250", b"221"]
+    assert only_message(server, "alice").endswith(b"Subject: piped\r\n\r\nbody\r\n")
+    assert b"from client.test (127.0.0.1)" in only_message(server, "alice")
+
+
+def test_starttls_discards_pipelined_plaintext(server):
+    with socket.create_connection(("127.0.0.1", server.smtp_port), timeout=5) as sock:
+        replies = sock.makefile("rb")
+        assert replies.readline().startswith(b"220 ")
+        sock.sendall(b"EHLO client.test\r\n")
+        while replies.readline()[3:4] == b"-":
+            pass
+        sock.sendall(b"STARTTLS\r\nRSET\r\n")
+        assert replies.readline().startswith(b"220 ")
+        with trusting(server).wrap_socket(sock, server_hostname="localhost") as tls:
+            tls.sendall(b"QUIT\r\n")
+            assert tls.makefile("rb").read() == b"221 Bye\r\n"  # no reply to the RSET
