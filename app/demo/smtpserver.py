@@ -29,6 +29,7 @@ MIB = 1024 * 1024
 MAX_RECIPIENTS = 100
 IDENT = "Pochta demo ESMTP"
 _UNSAFE_IN_HEADER = re.compile(r"[^\x21-\x7e]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 Authenticator = Callable[[SMTP, Session, Envelope, str, Any], AuthResult]
@@ -111,6 +112,8 @@ class DeliveryHandler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
+        if _CONTROL.search(address):
+            return "501 5.1.3 Bad recipient address syntax"
         if not self.mailboxes.is_local_domain(address):
             return f"550 5.7.1 <{address}>: Relay access denied"
         if self.mailboxes.user_for_address(address) is None:

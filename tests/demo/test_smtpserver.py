@@ -236,3 +236,12 @@ def test_starttls_discards_pipelined_plaintext(server):
         with trusting(server).wrap_socket(sock, server_hostname="localhost") as tls:
             tls.sendall(b"QUIT\r\n")
             assert tls.makefile("rb").read() == b"221 Bye\r\n"  # no reply to the RSET
+
+
+def test_control_characters_in_a_recipient_are_refused(server, open_smtp):
+    client = open_smtp(server)
+    assert client.mail(BOB)[0] == 250
+    for address in (b'"alice+\rx"@demo.pochta.test', b'"alice+\x01x"@demo.pochta.test'):
+        client.send(b"RCPT TO:<" + address + b">\r\n")
+        assert client.getreply()[0] == 501
+    assert client.rcpt(ALICE)[0] == 250
