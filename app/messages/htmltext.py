@@ -14,14 +14,16 @@ import re
 
 import nh3
 
-_LINE_TAGS = ("p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
-              "pre", "table", "ul", "ol", "dl", "dt", "dd", "hr", "section", "article",
-              "header", "footer", "address", "center", "figure", "figcaption", "details",
-              "summary", "caption")
+# Block elements end a line; these also end a paragraph (a blank line follows).
+_LINE_TAGS = ("div", "li", "tr", "dt", "dd", "section", "article", "header", "footer",
+              "address", "center", "figure", "figcaption", "details", "summary", "caption")
+_PARAGRAPH_TAGS = ("p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "table",
+                   "ul", "ol", "dl", "hr")
 _CELL_TAGS = ("td", "th")
+_LINE, _PARAGRAPH = "\x01", "\x02"  # markers; removed from the input first
 
 _CLEANER = nh3.Cleaner(
-    tags=set(_LINE_TAGS + _CELL_TAGS),
+    tags={*_LINE_TAGS, *_PARAGRAPH_TAGS, *_CELL_TAGS, "br"},
     clean_content_tags={"script", "style", "title", "textarea", "select"},
     attributes={},
     url_schemes=set(),
@@ -29,20 +31,45 @@ _CLEANER = nh3.Cleaner(
     strip_comments=True,
 )
 # What each tag the cleaner lets through becomes, spelled exactly as nh3 writes it.
-_REPLACEMENTS = {f"<{tag}>": "\n" for tag in _LINE_TAGS} | {f"</{tag}>": "\n" for tag in _LINE_TAGS}
-_REPLACEMENTS |= {"<li>": "\n- ", "</li>": "", "<td>": " ", "</td>": "", "<th>": " ", "</th>": ""}
+_REPLACEMENTS = {f"<{slash}{tag}>": _LINE for tag in _LINE_TAGS for slash in ("", "/")}
+_REPLACEMENTS |= {f"<{slash}{tag}>": _PARAGRAPH for tag in _PARAGRAPH_TAGS for slash in ("", "/")}
+_REPLACEMENTS |= {"<br>": "\n", "<li>": _LINE + "- ", "<td>": " ", "</td>": "", "<th>": " ",
+                  "</th>": ""}
 _KEPT_TAG = re.compile("|".join(re.escape(tag) for tag in _REPLACEMENTS))
-_BLANK_LINES = re.compile(r"\n{3,}")
+_BREAKS = re.compile(f"[ \n{_LINE}{_PARAGRAPH}]+")
+_MARKERS = dict.fromkeys(map(ord, _LINE + _PARAGRAPH))
+
+# html5ever (inside nh3) takes time quadratic in the nesting depth of some block elements:
+# 40,000 nested <div>s cost seconds. Real mail stays far below this many tags.
+MAX_TAGS = 10_000
+
+
+def cut_markup(html: str, max_tags: int = MAX_TAGS) -> tuple[str, bool]:
+    """`html` up to its `max_tags`-th tag, and whether anything was cut."""
+    position = -1
+    for _ in range(max_tags):
+        position = html.find("<", position + 1)
+        if position < 0:
+            return html, False
+    return html[:position], True
 
 
 def html_to_text(html: str, *, limit: int = 1_000_000) -> str:
     """The readable text of an HTML document or fragment, at most `limit` characters."""
-    cleaned = _CLEANER.clean(html[: limit * 8])
+    cleaned = _CLEANER.clean(cut_markup(html[: limit * 8])[0]).translate(_MARKERS)
     flowed = _KEPT_TAG.sub(_replacement, " ".join(cleaned.split()))
-    text = html_lib.unescape(flowed).replace("\u00a0", " ")
-    text = "\n".join(line.strip(" ") for line in text.split("\n"))
-    return _BLANK_LINES.sub("\n\n", text).strip()[:limit]
+    text = html_lib.unescape(_BREAKS.sub(_breaks, flowed)).replace("\u00a0", " ")
+    return "\n".join(line.strip(" ") for line in text.strip().split("\n"))[:limit]
 
 
 def _replacement(match: re.Match[str]) -> str:
     return _REPLACEMENTS[match.group(0)]
+
+
+def _breaks(match: re.Match[str]) -> str:
+    """A run of block boundaries and <br>s: each <br> counts, boundaries collapse into one
+    line break, or a blank line when a paragraph ends there."""
+    run = match.group(0)
+    if _LINE not in run and _PARAGRAPH not in run:
+        return run
+    return "\n" * max(run.count("\n"), 2 if _PARAGRAPH in run else 1)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import nh3
 
-from app.messages.htmltext import html_to_text
+from app.messages.htmltext import cut_markup, html_to_text
 
 __all__ = ["SanitizedHTML", "html_to_text", "sanitize_html"]
 
@@ -82,6 +82,7 @@ class SanitizedHTML:
 
     html: str
     remote_images_blocked: int
+    truncated: bool = False  # the original had more than MAX_TAGS tags; the rest is cut
 
 
 def sanitize_html(
@@ -105,7 +106,8 @@ def sanitize_html(
         link_rel="noopener noreferrer",
         strip_comments=True,
     )
-    return SanitizedHTML(cleaner.clean(html), rewriter.blocked)
+    markup, truncated = cut_markup(html)
+    return SanitizedHTML(cleaner.clean(markup), rewriter.blocked, truncated)
 
 
 class _Rewriter:

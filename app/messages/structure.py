@@ -22,8 +22,19 @@ from app.messages.headers import decode_text, first_message_id, unfold
 MAX_DEPTH = 50
 MAX_PARTS = 1000
 
-_PARSER = BytesParser(policy=email.policy.compat32)
-_HEADERS_ONLY = BytesParser(policy=email.policy.compat32)
+
+
+class RawHeaders(email.policy.Compat32):
+    """compat32, except that header values come back exactly as read: raw 8-bit text stays
+    a (surrogate-escaped) str for `charsets.repair_8bit`, instead of a Header object whose
+    str() has already replaced it with question marks."""
+
+    def header_fetch_parse(self, name: str, value: str) -> str:
+        return value
+
+
+POLICY = RawHeaders()
+_PARSER = BytesParser(policy=POLICY)
 
 
 @dataclass(frozen=True)
@@ -49,7 +60,7 @@ def load(raw: bytes) -> Loaded:
     try:
         message = _PARSER.parsebytes(raw)
     except (RecursionError, MemoryError):
-        message = _HEADERS_ONLY.parsebytes(raw, headersonly=True)
+        message = _PARSER.parsebytes(raw, headersonly=True)
         notes.append("The message structure is nested too deeply to take apart; "
                      "its body is shown as raw text.")
         return Loaded(message, [PartNode(0, message, 0)], notes)

@@ -9,13 +9,13 @@ understood is kept as raw text and never raises.
 from __future__ import annotations
 
 import datetime as dt
-import email.policy
 import ipaddress
 from dataclasses import dataclass, field
 from email.message import Message
 from email.parser import BytesParser
 
 from app.messages.headers import decode_text, parse_date
+from app.messages.structure import POLICY
 from app.messages.tracetokens import COMMENT, WORD, Token, groups, tokenize
 
 MAX_HEADERS = 100
@@ -23,7 +23,7 @@ _CLAUSES = ("from", "by", "via", "with", "id", "for")
 _TLS_PROTOCOLS = frozenset({"ESMTPS", "ESMTPSA", "UTF8SMTPS", "UTF8SMTPSA", "LMTPS",
                             "LMTPSA", "UTF8LMTPS", "UTF8LMTPSA", "SMTPS", "SMTPSA"})
 _TLS_CLUES = ("using tls", "version=tls", "tls1", "tlsv1", "tls ", "ssl", "cipher=")
-_HEADER_PARSER = BytesParser(policy=email.policy.compat32)
+_HEADER_PARSER = BytesParser(policy=POLICY)
 
 
 @dataclass(frozen=True)
