@@ -35,7 +35,8 @@ def fold(text: str) -> str:
 
 def match_expression(query: str) -> str | None:
     """The FTS5 MATCH expression for a user's search text, or None if it has no words."""
-    text = fold(query.encode("utf-8", "replace").decode("utf-8"))  # no lone surrogates
+    # No lone surrogates (SQLite wants UTF-8) and no NUL (FTS5 parses C strings).
+    text = fold(query.encode("utf-8", "replace").decode("utf-8").replace("\x00", " "))
     terms = [t[:MAX_TERM_LENGTH] for t in text.split() if _WORD.search(t)]
     if not terms:
         return None
