@@ -39,6 +39,16 @@ class Settings:
     smtp: ServerDefaults = ServerDefaults("", 587, Security.STARTTLS)
     pop3: ServerDefaults = ServerDefaults("", 995, Security.TLS)
     max_message_bytes: int = 40 * MIB
+    mail_timeout: float = 30.0
+    trust_proxy: int = 0
+    secure_cookies: bool = False
+    session_idle_seconds: int = 2 * 3600
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """A compose form's whole upload: the message limit plus room for the typed fields
+        (attachments grow by a third in base64, so a bigger upload could never be sent)."""
+        return self.max_message_bytes + MIB
 
     def host_allowed(self, host: str) -> bool:
         """An empty allow-list means any host; otherwise only the listed ones, case-blind."""
@@ -58,6 +68,17 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, not {value}")
     return value
+
+
+def _flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0 (true or false), not {raw!r}")
 
 
 def _security(env: Mapping[str, str], name: str, default: Security) -> Security:
@@ -85,6 +106,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     ca_file = Path(ca_raw) if ca_raw else None
     if ca_file is not None and not ca_file.is_file():
         raise ConfigError(f"POCHTA_CA_FILE names {ca_raw!r}, which is not a readable file")
+    trust_proxy = _int(env, "POCHTA_TRUST_PROXY", 0, minimum=0)
     hosts = frozenset(
         h.strip().lower().rstrip(".")
         for h in env.get("POCHTA_ALLOWED_HOSTS", "").split(",")
@@ -106,4 +128,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             _security(env, "POCHTA_POP3_SECURITY", Security.TLS),
         ),
         max_message_bytes=_int(env, "POCHTA_MAX_MESSAGE_BYTES", 40 * MIB),
+        mail_timeout=float(_int(env, "POCHTA_MAIL_TIMEOUT", 30)),
+        trust_proxy=trust_proxy,
+        secure_cookies=_flag(env, "POCHTA_SECURE_COOKIES", default=trust_proxy > 0),
+        session_idle_seconds=60 * _int(env, "POCHTA_SESSION_IDLE_MINUTES", 120),
     )

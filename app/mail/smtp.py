@@ -192,7 +192,8 @@ class SMTPClient:
         self.timeout = timeout
         # RFC 5321 4.5.3.2.6: the reply to the end of data may take minutes (content scans).
         self.data_timeout = data_timeout if data_timeout is not None else max(timeout, 120.0)
-        self.local_hostname = local_hostname or socket.getfqdn() or "localhost"
+        # gethostname, not getfqdn: a reverse DNS lookup could stall every send for seconds
+        self.local_hostname = local_hostname or socket.gethostname() or "localhost"
         self.transcript = transcript or Transcript("pochta.smtp")
         self.max_line = max_line
         self.capabilities = Capabilities(esmtp=False)

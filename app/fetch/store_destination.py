@@ -1,0 +1,65 @@
+"""The web app's fetch destination: a user's mailbox in the store, indexed for the inbox.
+
+Each batch is indexed (decoded headers, body text for search) and handed to the store in one
+transaction, which is durable when `add_messages` returns; only then may the policy send DELE.
+A big message is indexed from its beginning only and streamed into the store from its spool,
+so a 40 MB message never sits in memory whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from app.fetch.policy import SPOOL_IN_MEMORY, Downloaded
+from app.messages import index_fields
+from app.store import Mailbox, NewMessage
+
+INDEX_HEAD_BYTES = 512 * 1024
+
+
+def new_message(item: Downloaded) -> NewMessage:
+    """The store's record of one downloaded message."""
+    item.spool.seek(0)
+    raw: bytes | BinaryIO
+    if item.size <= SPOOL_IN_MEMORY:
+        raw = item.spool.read()
+        fields = index_fields(raw)
+    else:
+        fields = index_fields(item.spool.read(INDEX_HEAD_BYTES))
+        item.spool.seek(0)
+        raw = item.spool
+    return NewMessage(
+        uid=item.uid,
+        raw=raw,
+        size=item.size,
+        subject=fields.subject,
+        from_name=fields.from_name,
+        from_addr=fields.from_addr,
+        to=fields.to,
+        cc=fields.cc,
+        date=fields.date,
+        message_id=fields.message_id or "",
+        has_attachments=fields.has_attachments,
+        body_text=fields.body_text,
+        snippet=fields.snippet,
+    )
+
+
+class MailboxDestination:
+    """Delivers fetched mail into one account's mailbox."""
+
+    def __init__(self, mailbox: Mailbox, spool: Path):
+        self.mailbox = mailbox
+        self.spool = spool
+
+    def known_uids(self) -> set[str]:
+        return self.mailbox.known_uids()
+
+    def deliver(self, batch: Sequence[Downloaded]) -> int:
+        return len(self.mailbox.add_messages([new_message(item) for item in batch]))
+
+    def spool_dir(self) -> Path | None:
+        self.spool.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return self.spool

@@ -1,0 +1,49 @@
+"""What templates can use beyond Jinja's own: the signed-in account, sizes, dates."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Flask
+from flask_babel import format_datetime, format_decimal, get_locale
+from flask_babel import gettext as _
+
+from app.web.accounts import current_account
+from app.web.extensions import LANGUAGES
+
+
+def _number(value: float) -> str:
+    return format_decimal(value, format="#,##0.#" if value < 10 else "#,##0")
+
+
+def filesize(size: int | None) -> str:
+    """Bytes as people read them, in their language: 812 B, 4.1 KB, 12 MB."""
+    if size is None:
+        return ""
+    if size < 1024:
+        return _("%(size)s B", size=size)
+    if size < 1024 * 1024:
+        return _("%(size)s KB", size=_number(size / 1024))
+    return _("%(size)s MB", size=_number(size / (1024 * 1024)))
+
+
+def when(moment: datetime | None, style: str = "short") -> str:
+    """A message date in the user's language and the server's time zone."""
+    if moment is None:
+        return ""
+    return format_datetime(moment, style)
+
+
+def init_templating(app: Flask) -> None:
+    app.jinja_env.filters["filesize"] = filesize
+    app.jinja_env.filters["when"] = when
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
+
+    @app.context_processor
+    def _globals() -> dict[str, object]:
+        return {
+            "current_account": current_account(),
+            "languages": LANGUAGES,
+            "current_language": str(get_locale() or "en"),
+        }
