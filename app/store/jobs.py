@@ -64,12 +64,17 @@ def heartbeat(conn: sqlite3.Connection, job_id: str, now: float) -> bool:
 
 
 def finish(
-    conn: sqlite3.Connection, job_id: str, now: float, error: str | None, new: int | None
+    conn: sqlite3.Connection,
+    job_id: str,
+    now: float,
+    state: str,
+    error: str | None,
+    new: int | None,
 ) -> bool:
     cursor = conn.execute(
         "UPDATE jobs SET state = ?, error = ?, new = coalesce(?, new), finished_at = ?, "
         "heartbeat_at = ? WHERE id = ? AND state = 'running'",
-        ("done" if error is None else "failed", error, new, now, now, job_id),
+        (state, error, new, now, now, job_id),
     )
     return cursor.rowcount == 1
 

@@ -104,10 +104,24 @@ class Store:
         with self._shared.write() as conn:
             return jobs.heartbeat(conn, job_id, time.time())
 
-    def finish_job(self, job_id: str, *, error: str | None = None, new: int | None = None) -> bool:
-        """End the job: done, or failed with `error`; False if it was no longer running."""
+    def finish_job(
+        self,
+        job_id: str,
+        *,
+        error: str | None = None,
+        new: int | None = None,
+        failed: bool | None = None,
+    ) -> bool:
+        """End the job; False if it was no longer running.
+
+        The state is "failed" when `error` is given, "done" otherwise; `failed=False` keeps
+        it "done" while recording `error` as a warning (say, a few messages skipped).
+        """
+        if failed is None:
+            failed = error is not None
+        state = "failed" if failed else "done"
         with self._shared.write() as conn:
-            return jobs.finish(conn, job_id, time.time(), error, new)
+            return jobs.finish(conn, job_id, time.time(), state, error, new)
 
     def get_job(self, account: AccountKey, job_id: str, *, stale_after: float = 30.0) -> Job | None:
         """The job if it belongs to this account; a silent running one is marked failed."""

@@ -136,3 +136,19 @@ def test_old_finished_jobs_are_pruned(store: Store) -> None:
 
     assert store.get_job(ALICE, ids[0]) is None
     assert store.get_job(ALICE, ids[-1]) is not None
+
+
+def test_a_job_can_finish_done_with_a_warning(store: Store) -> None:
+    job_id, _ = store.start_job(ALICE)
+
+    store.finish_job(job_id, error="1 message over the size limit skipped", new=3, failed=False)
+    job = store.get_job(ALICE, job_id)
+    assert job is not None
+    assert (job.state, job.error, job.new) == ("done", "1 message over the size limit skipped", 3)
+
+
+def test_a_job_can_be_failed_without_a_message(store: Store) -> None:
+    job_id, _ = store.start_job(ALICE)
+
+    store.finish_job(job_id, failed=True)
+    assert store.get_job(ALICE, job_id).state == "failed"  # type: ignore[union-attr]
