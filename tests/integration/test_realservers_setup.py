@@ -183,12 +183,15 @@ def test_submission_without_auth_is_refused(servers):
     assert refused.value.recipients[BOB][0] // 100 == 5
 
 
-def test_relay_to_another_domain_is_refused(servers):
+@pytest.mark.parametrize(
+    "recipient", ["someone@example.com", "alice@localhost", "alice@[127.0.0.1]", "alice"]
+)
+def test_mail_to_any_other_domain_is_refused(servers, recipient):
     with smtplib.SMTP(servers.host, servers.smtp_plain_port, timeout=10) as smtp:
         smtp.login(ALICE, servers.users[ALICE])
         with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
-            smtp.sendmail(ALICE, ["someone@example.com"], b"Subject: relay\r\n\r\nx\r\n")
-    code, text = refused.value.recipients["someone@example.com"]
+            smtp.sendmail(ALICE, [recipient], b"Subject: relay\r\n\r\nx\r\n")
+    code, text = refused.value.recipients[recipient]
     assert code // 100 == 5, text
 
 
