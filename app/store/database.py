@@ -131,13 +131,18 @@ class Database:
                 return
         conn.close()
 
-    def close(self) -> None:
-        """Close the idle connections (borrowed ones close when given back after this)."""
+    def release_idle(self) -> None:
+        """Close the idle connections; the pool fills again with use."""
         with self._lock:
             idle, self._idle = self._idle, []
-            self._max_idle = 0
         for conn in idle:
             conn.close()
+
+    def close(self) -> None:
+        """Close the idle connections and stop pooling (borrowed ones close when given back)."""
+        with self._lock:
+            self._max_idle = 0
+        self.release_idle()
 
     def _forget_if_forked(self) -> None:
         if os.getpid() != self._pid:

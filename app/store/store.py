@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,8 @@ from app.store.schema import MAILBOX_MIGRATIONS, SHARED_MIGRATIONS
 
 SHARED_FILE = "pochta.sqlite3"
 ACCOUNTS_DIR = "accounts"
+POOLED_MAILBOXES = 16  # mailboxes that keep idle connections (each costs a few fds)
+MAILBOX_IDLE_CONNECTIONS = 2  # one user rarely runs more requests than that at once
 
 
 class Store:
@@ -38,14 +41,14 @@ class Store:
         self._shared = Database(
             self.data_dir / SHARED_FILE, SHARED_MIGRATIONS, synchronous="NORMAL"
         )
-        self._mailboxes: dict[str, Mailbox] = {}
-        self._databases: list[Database] = [self._shared]
+        self._mailboxes: dict[str, tuple[Mailbox, Database]] = {}
+        self._pooled: OrderedDict[str, Database] = OrderedDict()  # most recently used last
         self._lock = threading.Lock()
 
     def close(self) -> None:
         """Close pooled connections (the Store stays usable, opening fresh ones unpooled)."""
         with self._lock:
-            databases = list(self._databases)
+            databases = [self._shared, *(db for _, db in self._mailboxes.values())]
         for db in databases:
             db.close()
 
@@ -63,21 +66,39 @@ class Store:
     # -- mailboxes ----------------------------------------------------------------------
 
     def mailbox(self, account: AccountKey) -> Mailbox:
-        """The account's mailbox, its file created (and the account registered) on first use."""
+        """The account's mailbox, its file created (and the account registered) on first use.
+
+        Only the `POOLED_MAILBOXES` most recently used mailboxes keep idle connections, so
+        a worker serving many accounts does not run out of file descriptors.
+        """
         key = account.hex
         with self._lock:
-            mailbox = self._mailboxes.get(key)
-            if mailbox is not None:
-                return mailbox
-        db = Database(self.mailbox_path(account), MAILBOX_MIGRATIONS, synchronous="FULL")
+            entry = self._mailboxes.get(key)
+        if entry is None:
+            entry = self._open_mailbox(account)
+        with self._lock:
+            entry = self._mailboxes.setdefault(key, entry)
+            self._pooled[key] = entry[1]
+            self._pooled.move_to_end(key)
+            evicted = (
+                self._pooled.popitem(last=False)[1]
+                if len(self._pooled) > POOLED_MAILBOXES
+                else None
+            )
+        if evicted is not None:
+            evicted.release_idle()
+        return entry[0]
+
+    def _open_mailbox(self, account: AccountKey) -> tuple[Mailbox, Database]:
+        db = Database(
+            self.mailbox_path(account),
+            MAILBOX_MIGRATIONS,
+            synchronous="FULL",
+            max_idle=MAILBOX_IDLE_CONNECTIONS,
+        )
         with self._shared.write() as conn:
             _register(conn, account)
-        candidate = Mailbox(account, db)
-        with self._lock:
-            mailbox = self._mailboxes.setdefault(key, candidate)
-            if mailbox is candidate:
-                self._databases.append(db)
-        return mailbox
+        return Mailbox(account, db), db
 
     def mailbox_path(self, account: AccountKey) -> Path:
         return self.data_dir / ACCOUNTS_DIR / f"{account.hex}.sqlite3"

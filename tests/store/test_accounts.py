@@ -117,3 +117,32 @@ def test_mail_is_still_there_when_the_store_is_reopened(data_dir: Path) -> None:
 
     assert found is not None
     assert found.subject == "kept"
+
+
+def open_account_files(data_dir: Path) -> set[str]:
+    """Mailbox files this process holds open (their -wal/-shm companions included)."""
+    accounts = str(data_dir / "accounts")
+    names = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = str(fd.readlink())
+        except OSError:
+            continue
+        if target.startswith(accounts):
+            names.add(Path(target).name.split(".")[0])
+    return names
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_only_recently_used_mailboxes_keep_connections_open(store: Store, data_dir: Path) -> None:
+    from app.store.store import POOLED_MAILBOXES
+
+    accounts = [
+        AccountKey("pop.example.org", 995, f"user{i}") for i in range(POOLED_MAILBOXES + 10)
+    ]
+    for account in accounts:
+        store.mailbox(account).add_messages([message("1")])
+
+    held = open_account_files(data_dir)
+    assert held == {a.hex for a in accounts[-POOLED_MAILBOXES:]}
+    assert store.mailbox(accounts[0]).count() == 1  # an evicted mailbox still works
