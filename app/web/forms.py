@@ -8,6 +8,7 @@ import re
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, PasswordField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
 from app.messages import AddressError, parse_address_list
@@ -15,9 +16,9 @@ from app.messages import AddressError, parse_address_list
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 SECURITY_CHOICES = [
-    ("tls", _l("TLS (implicit, from the first byte)")),
-    ("starttls", _l("STARTTLS (upgrade after connecting)")),
-    ("none", _l("None (unencrypted; only for a trusted network)")),
+    SelectChoice("tls", _l("TLS (implicit, from the first byte)")),
+    SelectChoice("starttls", _l("STARTTLS (upgrade after connecting)")),
+    SelectChoice("none", _l("None (unencrypted; only for a trusted network)")),
 ]
 
 
