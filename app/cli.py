@@ -173,6 +173,26 @@ def run_fetch(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# -- pochta serve / pochta demo ----------------------------------------------------------
+
+
+def run_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from app.serving import exec_gunicorn
+
+    exec_gunicorn(f"{args.host}:{args.port}")
+    return 0  # not reached: gunicorn took over the process
+
+
+def run_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from app.demo.command import DemoOptions
+    from app.demo.command import run_demo as run
+
+    return run(DemoOptions(
+        host=args.host, port=args.port, data_dir=Path(args.data_dir),
+        smtp_port=args.smtp_port, pop3_port=args.pop3_port,
+    ))
+
+
 # -- the parser ---------------------------------------------------------------------------
 
 
@@ -192,6 +212,20 @@ def _port(value: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pochta", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the web app under gunicorn")
+    serve.add_argument("--host", default="127.0.0.1", metavar="H")
+    serve.add_argument("--port", type=_port, default=8000, metavar="P")
+    serve.set_defaults(run=run_serve)
+
+    demo = commands.add_parser("demo", help="run the web app with a local demo mail server")
+    demo.add_argument("--host", default="127.0.0.1", metavar="H")
+    demo.add_argument("--port", type=_port, default=8000, metavar="P")
+    demo.add_argument("--data-dir", default="pochta-demo", metavar="DIR",
+                      help="where the demo keeps its mail and store (default: ./pochta-demo)")
+    demo.add_argument("--smtp-port", type=_port, default=2525, metavar="P")
+    demo.add_argument("--pop3-port", type=_port, default=1995, metavar="P")
+    demo.set_defaults(run=run_demo)
 
     send = commands.add_parser("send", help="send a message (body from stdin)")
     send.add_argument("--from", dest="sender", required=True, metavar="ADDR")
