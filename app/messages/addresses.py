@@ -25,6 +25,13 @@ MAX_ADDRESS_OCTETS = 254
 MAX_LABEL_OCTETS = 63
 MAX_INPUT_CHARS = 100_000
 
+# Characters that may never reach a header: C0 and C1 controls (tab aside) and everything
+# Python's str.splitlines() treats as a line break, which header folding would act on.
+FORBIDDEN_IN_HEADERS = frozenset(
+    [chr(c) for c in range(32) if c != 9] + [chr(c) for c in range(127, 160)]
+    + ["\u2028", "\u2029"]
+)
+
 _LDH = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
 
 
@@ -124,12 +131,12 @@ def split_entries(text: str) -> list[str]:
 
 
 def _check_characters(text: str, shown_as: str | None = None) -> None:
-    bad = next((c for c in text if ord(c) < 32 or ord(c) == 127), None)
+    bad = next((c for c in text if c in FORBIDDEN_IN_HEADERS), None)
     if bad is None:
         return
-    what = {"\r": "a line break", "\n": "a line break", "\x00": "a NUL character"}.get(
-        bad, "a control character")
-    shown = (shown_as or text).translate(dict.fromkeys(range(32), " ")).strip()
+    what = "a NUL character" if bad == "\x00" else (
+        "a line break" if len(f"a{bad}b".splitlines()) > 1 else "a control character")
+    shown = "".join(" " if c in FORBIDDEN_IN_HEADERS else c for c in shown_as or text).strip()
     raise AddressError(f"“{shown}” contains {what}.")
 
 

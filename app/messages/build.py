@@ -20,7 +20,7 @@ from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
 from email.parser import BytesParser
 
-from app.messages.addresses import Address
+from app.messages.addresses import FORBIDDEN_IN_HEADERS, Address
 
 MAX_LINE_OCTETS = 998
 MAX_REFERENCES = 20
@@ -196,7 +196,7 @@ def _content_type(declared: str | None, filename: str) -> tuple[str, str]:
 
 
 def _check_header_text(text: str, what: str) -> None:
-    if any((ord(char) < 32 and char != "\t") or ord(char) == 127 for char in text):
+    if any(char in FORBIDDEN_IN_HEADERS for char in text):
         raise ComposeError(f"{what} may not contain line breaks or control characters.")
 
 

@@ -21,8 +21,10 @@ MAX_HEADER_CHARS = 16 * 1024
 MAX_MAILBOXES = 500
 
 _MSGID = re.compile(r"<[^<>\s]+>")
-_CONTROLS = dict.fromkeys(c for c in range(32) if c != 9)
-_CONTROLS[127] = None
+# Control characters (C0, DEL, C1) are dropped from display text; tabs and Unicode line
+# separators become spaces, so decoded text can never carry a line break onwards.
+_CONTROLS: dict[int, str | None] = dict.fromkeys([*range(32), *range(127, 160)])
+_CONTROLS.update({9: " ", 0x2028: " ", 0x2029: " "})
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class Mailbox:
 
 def unfold(value: str) -> str:
     """Header text on one line, without control characters (tabs become spaces)."""
-    return value.translate(_CONTROLS).replace("\t", " ")
+    return value.translate(_CONTROLS)
 
 
 def decode_text(value: object, *, hint: str | None = None) -> str:
