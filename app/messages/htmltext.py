@@ -3,8 +3,9 @@
 nh3 (html5ever underneath) parses the HTML as a browser would, drops script, style and
 comments, and strips every tag except a few block-level ones, without attributes. Its output
 is canonical, so those few tags appear in exactly one spelling (`<p>`, `</p>`, `<br>`), which
-are then turned into line breaks before the entities are decoded. This is several times faster
-than `html.parser`, and `index_fields` runs it on every fetched HTML message.
+are then turned into line breaks before the entities are decoded. White space is collapsed
+as a browser does (pre-formatted text included). This is several times faster than
+`html.parser`, and `index_fields` runs it on every fetched HTML message.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ _LINE_TAGS = ("div", "li", "tr", "dt", "dd", "section", "article", "header", "fo
 _PARAGRAPH_TAGS = ("p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "table",
                    "ul", "ol", "dl", "hr")
 _CELL_TAGS = ("td", "th")
-_LINE, _PARAGRAPH = "\x01", "\x02"  # markers; removed from the input first
+_LINE, _PARAGRAPH, _BREAK = "\x01", "\x02", "\x03"  # markers; removed from the input first
 
 _CLEANER = nh3.Cleaner(
     tags={*_LINE_TAGS, *_PARAGRAPH_TAGS, *_CELL_TAGS, "br"},
@@ -33,11 +34,12 @@ _CLEANER = nh3.Cleaner(
 # What each tag the cleaner lets through becomes, spelled exactly as nh3 writes it.
 _REPLACEMENTS = {f"<{slash}{tag}>": _LINE for tag in _LINE_TAGS for slash in ("", "/")}
 _REPLACEMENTS |= {f"<{slash}{tag}>": _PARAGRAPH for tag in _PARAGRAPH_TAGS for slash in ("", "/")}
-_REPLACEMENTS |= {"<br>": "\n", "<li>": _LINE + "- ", "<td>": " ", "</td>": "", "<th>": " ",
+_REPLACEMENTS |= {"<br>": _BREAK, "<li>": _LINE + "- ", "<td>": " ", "</td>": "", "<th>": " ",
                   "</th>": ""}
 _KEPT_TAG = re.compile("|".join(re.escape(tag) for tag in _REPLACEMENTS))
-_BREAKS = re.compile(f"[ \n{_LINE}{_PARAGRAPH}]+")
-_MARKERS = dict.fromkeys(map(ord, _LINE + _PARAGRAPH))
+_MARKERS = f"{_LINE}{_PARAGRAPH}{_BREAK}"
+# A run of markers, possibly separated by the single spaces left between tags.
+_BREAKS = re.compile(f"[{_MARKERS}](?: ?[{_MARKERS}])*")
 
 # html5ever (inside nh3) takes time quadratic in the nesting depth of some block elements:
 # 40,000 nested <div>s cost seconds. Real mail stays far below this many tags.
@@ -56,7 +58,9 @@ def cut_markup(html: str, max_tags: int = MAX_TAGS) -> tuple[str, bool]:
 
 def html_to_text(html: str, *, limit: int = 1_000_000) -> str:
     """The readable text of an HTML document or fragment, at most `limit` characters."""
-    cleaned = _CLEANER.clean(cut_markup(html[: limit * 8])[0]).translate(_MARKERS)
+    cleaned = _CLEANER.clean(cut_markup(html[: limit * 8])[0])
+    for marker in _MARKERS:
+        cleaned = cleaned.replace(marker, "")
     flowed = _KEPT_TAG.sub(_replacement, " ".join(cleaned.split()))
     text = html_lib.unescape(_BREAKS.sub(_breaks, flowed)).replace("\u00a0", " ")
     return "\n".join(line.strip(" ") for line in text.strip().split("\n"))[:limit]
@@ -70,6 +74,4 @@ def _breaks(match: re.Match[str]) -> str:
     """A run of block boundaries and <br>s: each <br> counts, boundaries collapse into one
     line break, or a blank line when a paragraph ends there."""
     run = match.group(0)
-    if _LINE not in run and _PARAGRAPH not in run:
-        return run
-    return "\n" * max(run.count("\n"), 2 if _PARAGRAPH in run else 1)
+    return "\n" * max(run.count(_BREAK), 2 if _PARAGRAPH in run else 1)
