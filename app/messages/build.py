@@ -82,7 +82,7 @@ def build_message(
     if not recipients:
         raise ComposeError("Add at least one recipient.")
     for address in (sender, *recipients):
-        _check_header_text(address.display_name, "A recipient's name")
+        _check_header_text(address.display_name, "A name in the address fields")
     _check_header_text(draft.subject, "The subject")
     utf8 = any(address.needs_smtputf8 for address in (sender, *recipients))
     message_id = email.utils.make_msgid(domain=_msgid_domain(hostname_for_message_id, sender))
@@ -93,7 +93,10 @@ def build_message(
     except Exception as error:  # most likely a forwarded original that cannot be re-encoded
         if draft.forwarded is None:
             raise ComposeError(f"The message could not be built: {error}") from error
-        data = _build(draft, sender, attachments, message_id, utf8, rfc822=False)
+        try:
+            data = _build(draft, sender, attachments, message_id, utf8, rfc822=False)
+        except Exception as second:
+            raise ComposeError(f"The message could not be built: {second}") from second
     return OutgoingMessage(
         envelope_from=sender.wire,
         envelope_recipients=_unique([address.wire for address in recipients]),

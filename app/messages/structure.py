@@ -23,7 +23,6 @@ MAX_DEPTH = 50
 MAX_PARTS = 1000
 
 
-
 class RawHeaders(email.policy.Compat32):
     """compat32, except that header values come back exactly as read: raw 8-bit text stays
     a (surrogate-escaped) str for `charsets.repair_8bit`, instead of a Header object whose
@@ -49,6 +48,9 @@ class PartNode:
 
 @dataclass(frozen=True)
 class Loaded:
+    """A parsed message, its parts in walk order, and notes for the reader on what was not
+    shown."""
+
     message: Message
     nodes: list[PartNode]
     notes: list[str]
@@ -59,17 +61,24 @@ def load(raw: bytes) -> Loaded:
     notes: list[str] = []
     try:
         message = _PARSER.parsebytes(raw)
-    except (RecursionError, MemoryError):
-        message = _PARSER.parsebytes(raw, headersonly=True)
-        notes.append("The message structure is nested too deeply to take apart; "
-                     "its body is shown as raw text.")
-        return Loaded(message, [PartNode(0, message, 0)], notes)
+    except Exception:  # RecursionError from deep nesting, or anything else the parser trips on
+        return _as_one_part(raw)
     nodes, truncated = walk_parts(message)
     if any(node.opaque for node in nodes):
         notes.append(f"Parts nested deeper than {MAX_DEPTH} levels are not opened.")
     if truncated:
         notes.append(f"Only the first {MAX_PARTS} parts are listed.")
     return Loaded(message, nodes, notes)
+
+
+def _as_one_part(raw: bytes) -> Loaded:
+    try:
+        message = _PARSER.parsebytes(raw, headersonly=True)
+    except Exception:  # not even the headers: the whole thing is the body
+        message = Message(policy=POLICY)
+        message.set_payload(raw.decode("ascii", "surrogateescape"))
+    notes = ["The message structure could not be taken apart; its body is shown as raw text."]
+    return Loaded(message, [PartNode(0, message, 0)], notes)
 
 
 def walk_parts(message: Message) -> tuple[list[PartNode], bool]:
