@@ -138,16 +138,21 @@ def _clean_name(name: str) -> str:
 
 
 def _ascii_fallback(name: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", name)
-    ascii_name = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    ascii_name = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\' else "_"
-                         for ch in ascii_name)
-    ascii_name = re.sub(r"_{2,}", "_", ascii_name).strip(" ._")
-    stem, dot, extension = ascii_name.rpartition(".")
-    if not any(ch.isalnum() for ch in (stem if dot else ascii_name)):
-        suffix = f".{extension}" if dot and extension.isalnum() else ""
-        return f"attachment{suffix}"
-    return ascii_name
+    """The name in plain ASCII for clients that ignore `filename*`: accents dropped, other
+    letters, quotes and backslashes become "_"; "attachment.ext" when nothing readable is left."""
+    def ascii_only(text: str) -> str:
+        decomposed = unicodedata.normalize("NFKD", text)
+        text = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+        text = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\' else "_" for ch in text)
+        return re.sub(r"_{2,}", "_", text).strip(" ._")
+
+    stem, dot, extension = name.rpartition(".")
+    if not dot:
+        stem, extension = name, ""
+    stem, extension = ascii_only(stem), ascii_only(extension)
+    if not any(ch.isalnum() for ch in stem):
+        stem = "attachment"
+    return f"{stem}.{extension}" if extension.isalnum() else stem
 
 
 def content_disposition(kind: str, filename: str) -> str:
