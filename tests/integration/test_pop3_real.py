@@ -107,7 +107,7 @@ def test_implicit_tls_logs_in(servers, tls):
     with client:
         assert client.tls_active
         assert client.login(BOB, servers.users[BOB]).ok
-    assert [e.text for e in client.transcript.entries if e.direction == CLIENT][0] == "CAPA"
+    assert next(e.text for e in client.transcript.entries if e.direction == CLIENT) == "CAPA"
 
 
 def test_plaintext_mode_on_the_plain_port(servers):
@@ -130,7 +130,7 @@ def test_untrusted_certificate_is_a_clear_error_without_plaintext_fallback(
         servers.host, getattr(servers, port_name), security=security,
         tls_context=make_tls_context(None), timeout=10,
     )
-    with pytest.raises(TLSFailed, match="certificate of 127.0.0.1 is not trusted"):
+    with pytest.raises(TLSFailed, match=r"certificate of 127\.0\.0\.1 is not trusted"):
         client.connect()
     sent = [e.text for e in client.transcript.entries if e.direction == CLIENT]
     assert sent == (["CAPA", "STLS"] if security is Security.STARTTLS else [])

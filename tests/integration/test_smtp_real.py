@@ -185,7 +185,7 @@ def test_untrusted_certificate_is_a_clear_error_without_plaintext_fallback(
         servers.host, getattr(servers, port_name), security=security,
         tls_context=make_tls_context(None), timeout=10,
     )
-    with pytest.raises(TLSFailed, match="certificate of 127.0.0.1 is not trusted"):
+    with pytest.raises(TLSFailed, match=r"certificate of 127\.0\.0\.1 is not trusted"):
         client.connect()
     lines = client_lines(client)
     if security is Security.STARTTLS:
