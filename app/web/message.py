@@ -135,8 +135,12 @@ def _cid_urls(message_id: str, parsed: ParsedMessage) -> dict[str, str]:
 @login_required
 def show(message_id: str) -> str:
     mailbox = _mailbox()
+    summary = mailbox.get(message_id)
+    if summary is None:
+        abort(404)
     parsed = parse_message(_raw(mailbox, message_id))
-    mailbox.mark_seen(message_id)
+    if not summary.seen:
+        mailbox.mark_seen(message_id)
     newer, older = mailbox.neighbours(message_id)
     remote_images = request.args.get("images") == "1"
     view = "html" if parsed.html_body and request.args.get("view") != "text" else "text"
