@@ -35,6 +35,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from werkzeug.datastructures import FileStorage
 
 from app.config import Settings
@@ -125,6 +126,16 @@ def compose() -> Response | str | tuple[str, int]:
         outcome.error = _(
             "Pochta could not keep an attached file on the server, so nothing was sent. "
             "Attach it again, or try later."
+        )
+    missing = _missing_kept(files)
+    if missing and not outcome.error:
+        outcome.error = ngettext(
+            "%(num)s of the files kept for this message is no longer on the server (it was "
+            "sent already, or kept too long), so nothing was sent. Attach it again if needed.",
+            "%(num)s of the files kept for this message are no longer on the server (they "
+            "were sent already, or kept too long), so nothing was sent. Attach them again if "
+            "needed.",
+            missing,
         )
     original = _posted_original(form, mailbox)
     if not form.validate_on_submit() or outcome.error:
@@ -266,6 +277,13 @@ def _stash(account: Account) -> AttachmentStash:
         sweeps["at"] = now
         purge_expired(root)
     return AttachmentStash(root, account.key.hex)
+
+
+def _missing_kept(files: Sequence[KeptFile]) -> int:
+    """How many ticked kept files were not found (sent by a double click, expired, or not
+    this account's): sending without them would quietly drop an attachment."""
+    found = {k.token for k in files}
+    return len(set(request.form.getlist("keep_attachment")) - found)
 
 
 def _attachments(form: ComposeForm, stash: AttachmentStash) -> list[KeptFile]:
@@ -418,6 +436,6 @@ def _report(result: SendResult, names: dict[str, str]) -> None:
             for address, words in _refusals(result.refused, names)
         )
         flash(
-            _("Not sent to %(recipients)s: the server refused them.", recipients=refused),
+            _("Not everyone got it. The server refused: %(recipients)s.", recipients=refused),
             "warning",
         )
