@@ -116,27 +116,16 @@ def compose() -> Response | str | tuple[str, int]:
     if request.method == "GET":
         original = _prefill(form, account, mailbox)
         return _page(form, [], Outcome(), original)
+    return _submit(form, account, mailbox)
 
+
+def _submit(
+    form: ComposeForm, account: Account, mailbox: Mailbox
+) -> Response | tuple[str, int]:
+    """Keep the files, check the form, build, send; the form again on any failure."""
     stash = _stash(account)
-    outcome = Outcome()
-    try:
-        files = _attachments(form, stash)
-    except OSError:
-        files = stash.find(request.form.getlist("keep_attachment"))
-        outcome.error = _(
-            "Pochta could not keep an attached file on the server, so nothing was sent. "
-            "Attach it again, or try later."
-        )
-    missing = _missing_kept(files)
-    if missing and not outcome.error:
-        outcome.error = ngettext(
-            "%(num)s of the files kept for this message is no longer on the server (it was "
-            "sent already, or kept too long), so nothing was sent. Attach it again if needed.",
-            "%(num)s of the files kept for this message are no longer on the server (they "
-            "were sent already, or kept too long), so nothing was sent. Attach them again if "
-            "needed.",
-            missing,
-        )
+    files, trouble = _files_for(form, stash)
+    outcome = Outcome(error=trouble)
     original = _posted_original(form, mailbox)
     if not form.validate_on_submit() or outcome.error:
         return _page(form, files, outcome, original), 400
@@ -162,7 +151,6 @@ def compose() -> Response | str | tuple[str, int]:
         if isinstance(cause, RecipientsRefused):
             outcome.refused = _refusals(cause.refused, _shown_names(form))
         return _page(form, files, outcome, original), 502
-    del outgoing
     get_store().save_log(account.key, "send", log, ok=True)
     stash.discard(k.token for k in files)
     _report(result, _shown_names(form))
@@ -279,11 +267,29 @@ def _stash(account: Account) -> AttachmentStash:
     return AttachmentStash(root, account.key.hex)
 
 
-def _missing_kept(files: Sequence[KeptFile]) -> int:
-    """How many ticked kept files were not found (sent by a double click, expired, or not
-    this account's): sending without them would quietly drop an attachment."""
-    found = {k.token for k in files}
-    return len(set(request.form.getlist("keep_attachment")) - found)
+def _files_for(form: ComposeForm, stash: AttachmentStash) -> tuple[list[KeptFile], str | None]:
+    """The files this send carries, and what stops sending them, if anything."""
+    try:
+        files = _attachments(form, stash)
+    except OSError:
+        files = stash.find(request.form.getlist("keep_attachment"))
+        return files, _(
+            "Pochta could not keep an attached file on the server, so nothing was sent. "
+            "Attach it again, or try later."
+        )
+    # A ticked kept file that is gone (sent by a double click, expired, not this account's):
+    # sending without it would quietly drop an attachment.
+    missing = len(set(request.form.getlist("keep_attachment")) - {k.token for k in files})
+    if missing:
+        return files, ngettext(
+            "%(num)s of the files kept for this message is no longer on the server (it was "
+            "sent already, or kept too long), so nothing was sent. Attach it again if needed.",
+            "%(num)s of the files kept for this message are no longer on the server (they "
+            "were sent already, or kept too long), so nothing was sent. Attach them again if "
+            "needed.",
+            missing,
+        )
+    return files, None
 
 
 def _attachments(form: ComposeForm, stash: AttachmentStash) -> list[KeptFile]:
