@@ -154,6 +154,23 @@ def test_utf8_password_logs_in_with_sasl_plain(servers, tls):
         assert "C: USER" not in text and servers.users[IVAN] not in text
 
 
+def test_utf8_password_logs_in_with_user_and_pass(servers, tls):
+    client = POP3Client(servers.host, servers.pop3_tls_port, tls_context=tls, timeout=10)
+    with client:
+        client.user(IVAN)
+        assert client.pass_(servers.users[IVAN]).ok
+    assert "C: PASS ***" in client.transcript.text()
+    assert servers.users[IVAN] not in client.transcript.text()
+
+
+def test_certificate_for_another_host_name_is_refused(servers, tls):
+    # "127.1" reaches 127.0.0.1, but the certificate names only localhost and 127.0.0.1.
+    client = POP3Client("127.1", servers.pop3_starttls_port, security=Security.STARTTLS,
+                        tls_context=tls, timeout=10)
+    with pytest.raises(TLSFailed, match="Hostname mismatch"):
+        client.connect()
+
+
 def test_wrong_password_is_auth_failed_with_dovecots_words(servers, tls):
     client = POP3Client(servers.host, servers.pop3_tls_port, tls_context=tls, timeout=10)
     with client:
@@ -213,6 +230,19 @@ def test_pipelined_retr_many_of_two_hundred_messages(servers, tls):
     first = next(i for i, e in enumerate(entries) if e.text == "RETR 1")
     answered = next(i for i, e in enumerate(entries[first:], first) if e.direction == SERVER)
     assert answered - first == 64
+
+
+def test_a_refused_retr_in_the_pipeline_does_not_disturb_the_others(servers, tls):
+    raws = [message(1), message(2)]
+    servers.deliver_many(ALICE, raws)
+    with tls_session(servers, tls) as client:
+        results = list(client.retr_many([1, 7, 2], lambda _n: io.BytesIO()))
+        assert [r.number for r in results] == [1, 7, 2]
+        assert results[1].error is not None and not results[1].error.ok
+        assert [results[0].sink.getvalue(), results[2].sink.getvalue()] == raws
+        responses = client.dele_many([2, 9])
+        assert responses[2].ok and not responses[9].ok
+        assert client.stat()[0] == 1  # the session goes on
 
 
 def test_retr_over_the_size_cap_is_refused(servers, tls):
@@ -313,3 +343,18 @@ def test_fetch_new_leaves_a_message_over_the_limit_on_the_server(servers, tls, t
     assert eml_files(tmp_path / "mail") == [small]
     with tls_session(servers, tls) as client:
         assert client.retr_bytes(1) == big
+
+
+def test_fetch_new_in_several_batches_with_delete(servers, tls, tmp_path):
+    raws = [message(n, body_lines=1) for n in range(250)]
+    servers.deliver_many(ALICE, raws)
+    batches = []
+    report = fetch_new(
+        logged_in(servers, tls), EmlDirectory(tmp_path / "mail"), delete=True,
+        max_message_bytes=10**6, batch_size=100,
+        progress=lambda progress: batches.append((progress.done, progress.new)),
+    )
+    assert (report.new, report.deleted, report.failures) == (250, 250, [])
+    assert batches == [(0, 0), (100, 100), (200, 200), (250, 250)]
+    assert eml_files(tmp_path / "mail") == sorted(raws)
+    assert servers.count(ALICE) == 0

@@ -36,6 +36,11 @@ BOB = "bob@pochta.test"
 IVAN = "ivan@pochta.test"  # password "пароль-Ünï€"
 TRACE_FIELDS = frozenset({"return-path", "x-original-to", "delivered-to", "received"})
 _EOL = re.compile(rb"\r\n|\r|\n")
+SMTPUTF8_BUG = (
+    "app/mail/smtp.py _Body.header_bytes() finds the end of the header only at CRLF CRLF or "
+    "LF LF, so with any other mix of line ends the 8-bit body counts as header and SMTPUTF8 "
+    "is demanded (ExtensionUnavailable from a server with 8BITMIME only)"
+)
 
 
 @pytest.fixture
@@ -197,6 +202,16 @@ def test_untrusted_certificate_is_a_clear_error_without_plaintext_fallback(
     assert client._wire is None
 
 
+def test_certificate_for_another_host_name_is_refused(servers, tls):
+    # "127.1" reaches 127.0.0.1, but the certificate names only localhost and 127.0.0.1.
+    client = SMTPClient("127.1", servers.smtp_tls_port, security=Security.TLS, tls_context=tls)
+    with pytest.raises(TLSFailed, match="Hostname mismatch"):
+        client.connect()
+    client = SMTPClient("localhost", servers.smtp_tls_port, security=Security.TLS, tls_context=tls)
+    with client:
+        assert client.tls_active
+
+
 # --- AUTH ---------------------------------------------------------------------------------
 
 
@@ -226,6 +241,14 @@ def test_utf8_password_with_one_wrong_character_is_refused(servers, tls):
     with starttls_client(servers, tls) as client:
         with pytest.raises(AuthFailed):
             client.login(IVAN, servers.users[IVAN].replace("€", "e"))
+
+
+def test_utf8_password_authenticates_with_auth_login_too(servers, tls):
+    with starttls_client(servers, tls) as client:
+        assert client.auth("LOGIN", IVAN, servers.users[IVAN]).code == 235
+    text = client.transcript.text()
+    assert "C: AUTH LOGIN" in text and servers.users[IVAN] not in text
+    assert "S: 334 ***" in text  # the challenges (base64 "Username:") are not logged either
 
 
 # --- recipients ---------------------------------------------------------------------------
@@ -322,6 +345,31 @@ def test_8bit_body_goes_with_8bitmime_and_without_smtputf8(servers, tls):
     assert "BODY=8BITMIME" in mail_line.split() and "SMTPUTF8" not in mail_line
     servers.wait_for_count(BOB, 1)
     assert_delivered_intact(delivered(servers, BOB)[0], raw)
+
+
+@pytest.mark.parametrize(
+    "separator",
+    [
+        b"\r\n\r\n",
+        b"\n\n",
+        pytest.param(b"\n\r\n", marks=pytest.mark.xfail(strict=True, reason=SMTPUTF8_BUG)),
+        pytest.param(b"\r\r", marks=pytest.mark.xfail(strict=True, reason=SMTPUTF8_BUG)),
+        pytest.param(b"\r\n\r", marks=pytest.mark.xfail(strict=True, reason=SMTPUTF8_BUG)),
+    ],
+)
+def test_8bit_body_after_any_line_ending_does_not_ask_for_smtputf8(servers, tls, separator):
+    raw = (
+        b"From: alice@pochta.test\r\nTo: bob@pochta.test\r\nSubject: ascii head\r\n"
+        b"Date: Mon, 01 Jan 2024 12:00:00 +0000\r\nMessage-ID: <sep@pochta.test>\r\n"
+        b"Content-Transfer-Encoding: 8bit" + separator + "тело\r\n".encode()
+    )
+    with starttls_client(servers, tls) as client:
+        client.login(ALICE, servers.users[ALICE])
+        client.send(ALICE, [BOB], raw)
+    servers.wait_for_count(BOB, 1)
+    assert_delivered_intact(delivered(servers, BOB)[0], raw)
+    mail_line = next(line for line in client_lines(client) if line.startswith("MAIL"))
+    assert mail_line.split()[2:] == [f"SIZE={len(raw)}", "BODY=8BITMIME"]
 
 
 def test_message_whose_every_line_starts_with_dots(servers, tls):
