@@ -364,7 +364,7 @@ def _build(
         draft = _threaded(draft, original, account)
     elif original is not None and form.forward_id.data:
         draft = _forwarding(draft, original, form.forward_mode.data)
-        if form.forward_mode.data == FORWARD_INLINE and form.forward_attachments.data:
+        if form.forward_mode.data != FORWARD_ATTACHMENT and form.forward_attachments.data:
             attachments += _original_attachments(original)
     try:
         return build_message(draft, sender=sender, attachments=attachments)

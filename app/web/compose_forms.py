@@ -98,6 +98,7 @@ class ComposeForm(FlaskForm):
             SelectChoice(FORWARD_ATTACHMENT, _l("As an attached message, exactly as received")),
         ],
         default=FORWARD_INLINE,
+        validate_choice=False,  # anything but "attachment" means inline; unused otherwise
     )
     forward_attachments = BooleanField(
         _l("Also attach the original's files"), default=True

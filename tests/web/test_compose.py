@@ -494,6 +494,13 @@ def test_forward_inline_without_the_quote_in_the_text_appends_it(logged_in, mail
     assert text.startswith("FYI") and "Когда сдавать?" in text
 
 
+def test_a_stray_forward_mode_without_a_forward_is_ignored(logged_in, mail_server):
+    response = send_form(logged_in, {"to": address("bob"), "subject": "s", "body": "b",
+                                     "forward_mode": "bogus"})
+    assert response.status_code == 303
+    assert len(delivered(mail_server, "bob")) == 1
+
+
 def test_forward_as_attachment_carries_the_original_message(logged_in, mail_server, app):
     message_id = receive(logged_in, app, mail_server, original_mail(attachment=b"x" * 100))
     html = page_text(logged_in.get(f"/compose?forward={message_id}&mode=attachment"))
