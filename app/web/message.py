@@ -8,6 +8,7 @@ the browser will not render from the app's origin.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -46,6 +47,7 @@ bp = Blueprint("message", __name__)
 
 RAW_CHUNK = 256 * 1024
 MAX_HEAD_BYTES = 1024 * 1024
+MAX_INLINE_IMAGE_BYTES = 8 * 1024 * 1024  # all cid: images of one body together
 MAX_QUERY_CHARS = 200
 
 SANDBOX = "sandbox allow-popups allow-popups-to-escape-sandbox"
@@ -117,15 +119,37 @@ def _inbox_args(source: dict[str, str] | None = None) -> dict[str, str]:
     return args
 
 
-def _cid_urls(message_id: str, parsed: ParsedMessage) -> dict[str, str]:
-    """Content-ID -> URL of the part, for the raster images the HTML body may show."""
+def _embeddable_cids(parsed: ParsedMessage) -> set[str]:
+    """The Content-IDs of the raster images the HTML body may show (never SVG)."""
     return {
-        attachment.content_id: url_for(
-            "message.part", message_id=message_id, n=attachment.index, inline=1
-        )
+        attachment.content_id
         for attachment in parsed.attachments
         if attachment.content_id and attachment.content_type.lower() in RASTER_IMAGE_TYPES
     }
+
+
+def _cid_data_urls(raw: bytes, parsed: ParsedMessage) -> dict[str, str]:
+    """Content-ID -> `data:` URL of the raster images the HTML body may show.
+
+    The body is a sandboxed document of an opaque origin, so its requests carry no session
+    cookie (SameSite): a part URL would answer with the login page. The images therefore
+    travel inside the document, within a budget, and only raster types (never SVG).
+    """
+    urls: dict[str, str] = {}
+    budget = MAX_INLINE_IMAGE_BYTES
+    embeddable = _embeddable_cids(parsed)
+    for attachment in parsed.attachments:
+        if attachment.content_id not in embeddable or attachment.size > budget:
+            continue
+        kind = attachment.content_type.lower()
+        try:
+            data = get_part(raw, attachment.index).data
+        except Exception:  # a part the parser cannot give back is simply not shown
+            current_app.logger.warning("embedded image %s is unreadable", attachment.index)
+            continue
+        budget -= len(data)
+        urls[attachment.content_id] = f"data:{kind};base64,{base64.b64encode(data).decode()}"
+    return urls
 
 
 # -- the message ----------------------------------------------------------------------------------
@@ -150,12 +174,20 @@ def show(message_id: str) -> str:
     text = None
     shown_inline: set[str] = set()
     if view == "html":
-        cid_urls = _cid_urls(message_id, parsed)
+        # Sanitized here only to learn what the body frame will show: how many remote
+        # images it holds back, and which embedded images need no attachment row.
+        embeddable = _embeddable_cids(parsed)
+
+        def note_embedded(content_id: str) -> str | None:
+            if content_id not in embeddable:
+                return None
+            shown_inline.add(content_id)
+            return "data:,"
+
         cleaned = sanitize(parsed.html_body or "", allow_remote_images=remote_images,
-                           cid_url=cid_urls.get)
+                           cid_url=note_embedded)
         blocked = cleaned.remote_images_blocked
         truncated = cleaned.truncated
-        shown_inline = {cid for cid, url in cid_urls.items() if url in cleaned.html}
     else:
         plain = parsed.text_body
         if plain is None and parsed.html_body:
@@ -187,12 +219,13 @@ def show(message_id: str) -> str:
 @login_required
 def body(message_id: str) -> Response:
     """The sanitized HTML body as a document of its own, for the sandboxed frame."""
-    parsed = parse_message(_raw(_mailbox(), message_id))
+    raw_bytes = _raw(_mailbox(), message_id)
+    parsed = parse_message(raw_bytes)
     if not parsed.html_body:
         abort(404)
     remote_images = request.args.get("images") == "1"
     cleaned = sanitize(parsed.html_body, allow_remote_images=remote_images,
-                       cid_url=_cid_urls(message_id, parsed).get)
+                       cid_url=_cid_data_urls(raw_bytes, parsed).get)
     document = render_template("message_body.html", body=Markup(cleaned.html))  # noqa: S704 - sanitized by nh3
     response = Response(document, content_type="text/html; charset=utf-8")
     response.headers["Content-Security-Policy"] = body_csp(remote_images)
@@ -232,8 +265,7 @@ def raw(message_id: str) -> Response:
 @bp.get("/message/<message_id>/part/<int:n>")
 @login_required
 def part(message_id: str, n: int) -> Response:
-    """One attachment: always a download, never a page of the app's origin. Raster images
-    may be shown inline (that is how the HTML body's `cid:` images load)."""
+    """One attachment: always a download, never a page of the app's origin."""
     raw_bytes = _raw(_mailbox(), message_id)
     try:
         found = get_part(raw_bytes, n)
@@ -242,12 +274,8 @@ def part(message_id: str, n: int) -> Response:
     except Exception:  # malformed beyond what the parser absorbs: nothing to download
         current_app.logger.exception("part %s of a message could not be read", n)
         abort(404)
-    declared = found.content_type.lower()
-    inline = request.args.get("inline") == "1" and declared in RASTER_IMAGE_TYPES
-    response = Response(found.data, content_type=download_type(declared))
-    response.headers["Content-Disposition"] = content_disposition(
-        "inline" if inline else "attachment", found.filename
-    )
+    response = Response(found.data, content_type=download_type(found.content_type.lower()))
+    response.headers["Content-Disposition"] = content_disposition("attachment", found.filename)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = INERT_DOWNLOAD_CSP
     return response

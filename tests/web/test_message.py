@@ -304,19 +304,17 @@ def test_event_handlers_and_active_content_are_removed(app, logged_in, mail_serv
     assert '<a href="https://example.org/" target="_blank"' in body
 
 
-def test_cid_image_maps_to_an_inline_part_url(app, logged_in, mail_server):
+def test_cid_image_travels_inside_the_body_document(app, logged_in, mail_server):
+    """The sandboxed frame has an opaque origin and sends no session cookie, so an embedded
+    image must come inside the document, not from a part URL."""
     (message_id,) = deliver(app, logged_in, mail_server, html_with_images())
     body = logged_in.get(f"/message/{message_id}/body").get_data(as_text=True)
-    match = re.search(rf'<img src="/message/{message_id}/part/(\d+)\?inline=1"', body)
+    match = re.search(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', body)
     assert match, body
-    response = logged_in.get(f"/message/{message_id}/part/{match.group(1)}?inline=1")
-    assert response.status_code == 200
-    assert response.headers["Content-Type"] == "image/png"
-    assert response.data == b"\x89PNG\r\n\x1a\nfake-image-bytes"
-    assert response.headers["Content-Disposition"].startswith("inline;")
+    assert base64.b64decode(match.group(1)) == b"\x89PNG\r\n\x1a\nfake-image-bytes"
     # the embedded image is shown in the body, so it is not listed again as an attachment
     html = page(logged_in, f"/message/{message_id}")
-    assert f"/message/{message_id}/part/{match.group(1)}\"" not in html
+    assert "image/png" not in html
 
 
 def test_cid_reference_to_an_svg_part_is_dropped(app, logged_in, mail_server):
@@ -331,8 +329,8 @@ def test_cid_reference_to_an_svg_part_is_dropped(app, logged_in, mail_server):
     )
     (message_id,) = deliver(app, logged_in, mail_server, message)
     body = logged_in.get(f"/message/{message_id}/body").get_data(as_text=True)
-    assert "/part/" not in body
-    response = logged_in.get(f"/message/{message_id}/part/2?inline=1")
+    assert "/part/" not in body and "data:image/svg" not in body
+    response = logged_in.get(f"/message/{message_id}/part/2")
     assert response.headers["Content-Type"] == "application/octet-stream"
     assert response.headers["Content-Disposition"].startswith("attachment;")
 
@@ -377,7 +375,7 @@ def test_attachment_downloads_with_an_rfc6266_filename(app, logged_in, mail_serv
 def test_active_attachments_are_served_as_opaque_downloads(app, logged_in, mail_server, name):
     (message_id,) = deliver(app, logged_in, mail_server, attachments_message())
     n = part_number(page(logged_in, f"/message/{message_id}"), name)
-    for query in ("", "?inline=1"):
+    for query in ("", "?download=1"):
         response = logged_in.get(f"/message/{message_id}/part/{n}{query}")
         assert response.status_code == 200
         assert response.headers["Content-Type"] == "application/octet-stream"

@@ -8,7 +8,7 @@ from tests.messages.samples import multipart, nested, part, raw
 from tests.web.test_message import deliver
 
 ROUTES = ("", "/body", "/raw", "/headers", "/part/0", "/part/1", "/part/2", "/part/3",
-          "/part/2?inline=1", "?view=text", "?images=1")
+          "?view=text", "?images=1")
 
 
 def broken_base64() -> bytes:
