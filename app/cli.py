@@ -8,12 +8,13 @@ redacted protocol log on stderr with --transcript, and exit status 0 only on ful
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import logging
 import mimetypes
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from app.config import ConfigError, Settings, load_settings
@@ -49,15 +50,26 @@ def _password() -> str:
     return getpass.getpass("Password: ")
 
 
-def _show_transcript() -> None:
-    """Print the protocol log to stderr as it happens (the clients log it, redacted)."""
+@contextlib.contextmanager
+def _transcript_to_stderr(enabled: bool) -> Iterator[None]:
+    """Print the protocol log to stderr as it happens (the clients log it, redacted), for
+    this command only."""
+    if not enabled:
+        yield
+        return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         logging.Formatter("%(asctime)s.%(msecs)03d %(message)s", "%Y-%m-%d %H:%M:%S")
     )
     logger = logging.getLogger("pochta")
+    level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _server(host: str | None, default_host: str, what: str) -> str:
@@ -257,9 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
-        if getattr(args, "transcript", False):
-            _show_transcript()
-        return args.run(args, settings)
+        with _transcript_to_stderr(getattr(args, "transcript", False)):
+            return args.run(args, settings)
     except (CommandError, ConfigError) as exc:
         print(f"pochta {args.command}: {exc}", file=sys.stderr)
     except MailError as exc:

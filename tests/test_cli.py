@@ -427,11 +427,6 @@ def test_bad_send_arguments_are_one_line(monkeypatch, capsys, option, value, exp
 # --- main() can be called more than once in a process -------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app/cli.py _show_transcript() adds a stderr handler to the 'pochta' logger and "
-    "sets it to DEBUG for good: later main() calls without --transcript still log there",
-)
 def test_transcript_handler_does_not_outlive_the_command(env, monkeypatch, capsys, tmp_path):
     server = env
     logger = logging.getLogger("pochta")

@@ -57,6 +57,14 @@ def smtp_data_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:
     yield END_OF_DATA
 
 
+def header_section(head: bytes) -> bytes:
+    """The header lines at the start of a message, up to the first empty line, whatever mix
+    of CRLF, CR and LF ends them (the server will see them normalized to CRLF)."""
+    normalized = _ANY_EOL.sub(b"\n", head)
+    end = normalized.find(b"\n\n")
+    return normalized if end < 0 else normalized[:end]
+
+
 def encode_smtp_data(message: bytes) -> bytes:
     """The whole of `smtp_data_chunks` for a message already in memory (tests, small mail)."""
     return b"".join(smtp_data_chunks([message]))

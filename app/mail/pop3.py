@@ -142,6 +142,8 @@ class POP3Client:
 
     def connect(self) -> POP3Response:
         """Connect, read the greeting, CAPA, and for STARTTLS upgrade with STLS."""
+        if self._wire is not None:
+            raise MailError("already connected: one client is one session")
         self.transcript.note(f"connecting to {self.host}:{self.port} ({self.security.value})")
         tls = self._context() if self.security is Security.TLS else None
         self._wire = Wire.connect(

@@ -37,7 +37,7 @@ from app.mail.errors import (
     StartTLSUnavailable,
     TLSFailed,
 )
-from app.mail.framing import smtp_data_chunks
+from app.mail.framing import header_section, smtp_data_chunks
 from app.mail.replies import SMTPReply
 from app.mail.security import Security, make_tls_context
 from app.mail.transcript import REDACTED, Transcript, data_summary, printable
@@ -139,12 +139,11 @@ class _Body:
     def header_bytes(self) -> bytes:
         """The header section, to decide whether the message needs SMTPUTF8."""
         if isinstance(self.source, bytes):
-            head = self.source
+            head = self.source[: 4 * DATA_CHUNK]
         else:
             self.source.seek(0)
             head = self.source.read(4 * DATA_CHUNK)
-        ends = [end for sep in (b"\r\n\r\n", b"\n\n") if (end := head.find(sep)) >= 0]
-        return head[: min(ends)] if ends else head
+        return header_section(head)
 
     def is_ascii(self) -> bool:
         if isinstance(self.source, bytes):
@@ -220,6 +219,8 @@ class SMTPClient:
 
     def connect(self) -> SMTPReply:
         """Connect, read the greeting, EHLO, and for STARTTLS upgrade and EHLO again."""
+        if self._wire is not None:
+            raise MailError("already connected: one client is one session")
         self.transcript.note(f"connecting to {self.host}:{self.port} ({self.security.value})")
         tls = self._context() if self.security is Security.TLS else None
         self._wire = Wire.connect(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -71,6 +72,16 @@ class MemoryDestination:
 
     def spool_dir(self) -> Path | None:
         return None
+
+
+def wait_until_unlocked(server: DemoMailServer) -> None:
+    """The server notices a dropped connection a moment later; until then the maildrop is
+    still locked by the dead session (as with any POP3 server)."""
+    deadline = time.monotonic() + 5
+    while not server.mailboxes.try_lock("alice"):
+        assert time.monotonic() < deadline, "the dropped session never released the lock"
+        time.sleep(0.02)
+    server.mailboxes.unlock("alice")
 
 
 def server_messages(server: DemoMailServer) -> list[bytes]:
@@ -150,6 +161,7 @@ def test_connection_lost_after_storing_heals_on_the_next_fetch(server):
         fetch_new(client, destination, delete=True, max_message_bytes=10**7, batch_size=2)
     assert len(destination.messages) == 2
     assert server.mailboxes.count("alice") == 4  # no QUIT, nothing deleted
+    wait_until_unlocked(server)
     destination.deliver = original_deliver
     report = fetch(server, destination, delete=True)
     assert (report.new, report.deleted) == (2, 4)

@@ -384,3 +384,12 @@ def test_transcript_summarizes_message_data_and_long_listings():
     assert "S: <95 more lines>" in log
     assert f"S: <message data, {len(BODIES[1])} bytes>" in log
     assert "body 1" not in log
+
+
+def test_connecting_twice_is_refused_instead_of_leaking_the_first_socket():
+    from app.mail.errors import MailError
+
+    with ScriptedServer(session(*QUIT)) as server, client(server) as pop:
+        with pytest.raises(MailError, match="already connected"):
+            pop.connect()
+    server.verify()

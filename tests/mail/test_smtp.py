@@ -515,3 +515,12 @@ def test_transcript_records_dialogue_with_data_summarized():
     assert any(line.endswith(f"C: <message data, {len(MESSAGE)} bytes>") for line in lines)
     assert any(line.endswith("S: 250 ok") for line in lines)
     assert not any("Hello" in line for line in lines)
+
+
+def test_connecting_twice_is_refused_instead_of_leaking_the_first_socket():
+    from app.mail.errors import MailError
+
+    with ScriptedServer(plain_session(*QUIT)) as server, client(server) as smtp:
+        with pytest.raises(MailError, match="already connected"):
+            smtp.connect()
+    server.verify()
