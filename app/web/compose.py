@@ -39,7 +39,6 @@ from flask_babel import ngettext
 from werkzeug.datastructures import FileStorage
 
 from app.config import Settings
-from app.mail.errors import RecipientsRefused
 from app.mail.smtp import SendResult
 from app.messages import (
     Address,
@@ -147,9 +146,8 @@ def _submit(
     except MailOperationFailed as failure:
         get_store().save_log(account.key, "send", failure.log, ok=False)
         outcome.error, outcome.log = failure.message, failure.log
-        cause = failure.__cause__
-        if isinstance(cause, RecipientsRefused):
-            outcome.refused = _refusals(cause.refused, _shown_names(form))
+        if failure.refused:
+            outcome.refused = _refusals(failure.refused, _shown_names(form))
         return _page(form, files, outcome, original), 502
     get_store().save_log(account.key, "send", log, ok=True)
     stash.discard(k.token for k in files)

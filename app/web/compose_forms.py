@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from markupsafe import escape
 from wtforms import (
     BooleanField,
     HiddenField,
@@ -50,24 +49,11 @@ def _header_safe(form: FlaskForm, field: StringField) -> None:
         raise ValidationError(_l("The subject may not contain line breaks or control characters."))
 
 
-class PlainText:
-    """A lazily translated text that templates escape. (flask-babel's lazy strings declare
-    themselves HTML-safe, so a "<" in one would reach the page as markup.)"""
-
-    def __init__(self, text: object) -> None:
-        self.text = text
-
-    def __str__(self) -> str:
-        return str(self.text)
-
-    def __html__(self) -> str:
-        return str(escape(str(self.text)))
-
-
-ADDRESS_HELP = PlainText(_l(
+# Shown through the field macro, which escapes it (it holds angle brackets).
+ADDRESS_HELP = _l(
     "Name <address>, comma-separated. For example: Anna Petrova <anna@пример.рф>, "
     "bob@example.org"
-))
+)
 
 
 class ComposeForm(FlaskForm):

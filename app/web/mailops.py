@@ -15,8 +15,9 @@ from flask_babel import force_locale, get_locale
 
 from app.config import Settings
 from app.fetch.jobs import FetchRequest
-from app.mail.errors import MailError
+from app.mail.errors import MailError, RecipientsRefused
 from app.mail.pop3 import POP3Client
+from app.mail.replies import SMTPReply
 from app.mail.smtp import SendResult, SMTPClient
 from app.mail.transcript import Transcript
 from app.messages import OutgoingMessage
@@ -26,10 +27,12 @@ from app.web.mailerrors import describe
 
 @dataclass
 class MailOperationFailed(Exception):
-    """A mail operation failed; `message` is for the user, `log` the redacted dialogue."""
+    """A mail operation failed; `message` is for the user, `log` the redacted dialogue, and
+    `refused` what the server said to each recipient when it refused them all."""
 
     message: str
     log: list[str] = field(default_factory=list)
+    refused: dict[str, SMTPReply] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return self.message
@@ -107,7 +110,10 @@ def send(
                 smtputf8=message.needs_smtputf8,
             )
     except MailError as exc:
-        raise _failure(exc, "SMTP", account.smtp, transcript.lines()) from exc
+        failure = _failure(exc, "SMTP", account.smtp, transcript.lines())
+        if isinstance(exc, RecipientsRefused):
+            failure.refused = exc.refused
+        raise failure from exc
     return result, transcript.lines()
 
 
