@@ -108,6 +108,11 @@ class ExtensionUnavailable(MailError):
     header, 8BITMIME for 8-bit content)."""
 
 
-class InvalidAddress(MailError):
-    """An address that cannot go on a command line (CR, LF, angle brackets, NUL); refused
-    before anything is sent."""
+class InvalidCommand(MailError):
+    """Something that cannot go on a command line (CR, LF, NUL could start another
+    command); refused before anything is sent."""
+
+
+class InvalidAddress(InvalidCommand):
+    """An address that cannot go in MAIL FROM or RCPT TO (control characters, angle
+    brackets); refused before anything is sent."""

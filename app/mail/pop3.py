@@ -9,14 +9,12 @@ big mailbox is not paid for in round trips.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import re
 import ssl
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import BinaryIO
 
 from app.mail import auth
@@ -25,15 +23,14 @@ from app.mail.errors import (
     AuthUnavailable,
     CommandRefused,
     ConnectFailed,
-    MailError,
     ProtocolViolation,
     StartTLSUnavailable,
     TLSFailed,
 )
 from app.mail.replies import POP3Response
-from app.mail.security import Security, make_tls_context
+from app.mail.security import Security
+from app.mail.session import Session
 from app.mail.transcript import REDACTED, Transcript, data_summary, printable
-from app.mail.wire import Wire
 
 MAX_LISTING_BYTES = 64 * 1024 * 1024
 DEFAULT_WINDOW = 64
@@ -89,7 +86,7 @@ def response_code(response: POP3Response) -> str | None:
     return match.group(1) if match else None
 
 
-class POP3Client:
+class POP3Client(Session):
     """One POP3 session. As a context manager it connects (upgrading for STARTTLS) on entry
     and on exit says QUIT, which is when the server really deletes what DELE marked."""
 
@@ -105,50 +102,22 @@ class POP3Client:
         max_line: int = 8192,
         max_message_bytes: int = 40 * 1024 * 1024,
     ):
-        self.host = host
-        self.port = port
-        self.security = Security(security)
-        self.tls_context = tls_context
-        self.timeout = timeout
-        self.transcript = transcript or Transcript("pochta.pop3")
-        self.max_line = max_line
+        super().__init__(
+            host,
+            port,
+            security=security,
+            tls_context=tls_context,
+            timeout=timeout,
+            transcript=transcript or Transcript("pochta.pop3"),
+            max_line=max_line,
+        )
         self.max_message_bytes = max_message_bytes
         self.capabilities = Capabilities(known=False)
         self.greeting: POP3Response | None = None
-        self._wire: Wire | None = None
-
-    # -- session ---------------------------------------------------------------------
-
-    def __enter__(self) -> POP3Client:
-        self.connect()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        # An explicit quit() reports a failed QUIT; on the way out of a with block the
-        # session's outcome is already decided, so a failing QUIT must not mask it.
-        with contextlib.suppress(MailError):
-            self.quit()
-        self.close()
-
-    def _context(self) -> ssl.SSLContext:
-        if self.tls_context is None:
-            self.tls_context = make_tls_context()
-        return self.tls_context
 
     def connect(self) -> POP3Response:
         """Connect, read the greeting, CAPA, and for STARTTLS upgrade with STLS."""
-        if self._wire is not None:
-            raise MailError("already connected: one client is one session")
-        self.transcript.note(f"connecting to {self.host}:{self.port} ({self.security.value})")
-        tls = self._context() if self.security is Security.TLS else None
-        self._wire = Wire.connect(
-            self.host, self.port, timeout=self.timeout, max_line=self.max_line, tls_context=tls
-        )
+        self._open()
         try:
             self.greeting = self._status()
             if not self.greeting.ok:
@@ -161,22 +130,7 @@ class POP3Client:
             raise
         return self.greeting
 
-    @property
-    def tls_active(self) -> bool:
-        return self._wire is not None and self._wire.tls_active
-
-    def _require_wire(self) -> Wire:
-        if self._wire is None:
-            raise MailError("not connected")
-        return self._wire
-
     # -- the I/O layer -----------------------------------------------------------------
-
-    def _send_line(self, line: str, shown: str | None = None) -> None:
-        if "\r" in line or "\n" in line or "\0" in line:
-            raise MailError("a POP3 command cannot contain CR, LF or NUL")
-        self.transcript.client(shown if shown is not None else line)
-        self._require_wire().write(line.encode() + b"\r\n")
 
     def _status(self, *, redact_continuation: bool = False) -> POP3Response:
         """Read a status line: +OK, -ERR, or (inside SASL) a "+ " continuation."""
@@ -245,10 +199,7 @@ class POP3Client:
         response = self._command("STLS")
         if not response.ok:
             raise TLSFailed(f"{self.host} refused STLS", response, "STLS")
-        discarded = self._require_wire().start_tls(self._context())
-        if discarded:
-            self.transcript.note(f"discarded {discarded} bytes sent before the TLS handshake")
-        self.transcript.note(f"TLS established ({self._require_wire().tls_version})")
+        self._upgrade()
         self.capabilities = Capabilities(known=False)
         self.capa()
         return response
@@ -431,11 +382,6 @@ class POP3Client:
             return self._command("QUIT")
         finally:
             self.close()
-
-    def close(self) -> None:
-        if self._wire is not None:
-            self._wire.close()
-            self._wire = None
 
 
 def _two_numbers(text: str, what: str) -> tuple[int, int]:

@@ -17,7 +17,6 @@ import socket
 import ssl
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import BinaryIO
 
 from app.mail import auth
@@ -39,9 +38,9 @@ from app.mail.errors import (
 )
 from app.mail.framing import header_section, smtp_data_chunks
 from app.mail.replies import SMTPReply
-from app.mail.security import Security, make_tls_context
+from app.mail.security import Security
+from app.mail.session import Session
 from app.mail.transcript import REDACTED, Transcript, data_summary, printable
-from app.mail.wire import Wire
 
 MAX_REPLY_LINES = 200
 DATA_CHUNK = 256 * 1024
@@ -167,7 +166,7 @@ def _parse_reply_line(raw: bytes) -> tuple[int, bool, str]:
     return int(code), separator == b"-", text.decode("utf-8", errors="replace")
 
 
-class SMTPClient:
+class SMTPClient(Session):
     """One SMTP session. Use as a context manager: it connects (and upgrades, for STARTTLS)
     on entry and always says QUIT and closes on exit, also after an error."""
 
@@ -184,48 +183,24 @@ class SMTPClient:
         transcript: Transcript | None = None,
         max_line: int = 8192,
     ):
-        self.host = host
-        self.port = port
-        self.security = Security(security)
-        self.tls_context = tls_context
-        self.timeout = timeout
+        super().__init__(
+            host,
+            port,
+            security=security,
+            tls_context=tls_context,
+            timeout=timeout,
+            transcript=transcript or Transcript("pochta.smtp"),
+            max_line=max_line,
+        )
         # RFC 5321 4.5.3.2.6: the reply to the end of data may take minutes (content scans).
         self.data_timeout = data_timeout if data_timeout is not None else max(timeout, 120.0)
         # gethostname, not getfqdn: a reverse DNS lookup could stall every send for seconds
         self.local_hostname = local_hostname or socket.gethostname() or "localhost"
-        self.transcript = transcript or Transcript("pochta.smtp")
-        self.max_line = max_line
         self.capabilities = Capabilities(esmtp=False)
-        self._wire: Wire | None = None
-
-    # -- session ---------------------------------------------------------------------
-
-    def __enter__(self) -> SMTPClient:
-        self.connect()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.quit()
-
-    def _context(self) -> ssl.SSLContext:
-        if self.tls_context is None:
-            self.tls_context = make_tls_context()
-        return self.tls_context
 
     def connect(self) -> SMTPReply:
         """Connect, read the greeting, EHLO, and for STARTTLS upgrade and EHLO again."""
-        if self._wire is not None:
-            raise MailError("already connected: one client is one session")
-        self.transcript.note(f"connecting to {self.host}:{self.port} ({self.security.value})")
-        tls = self._context() if self.security is Security.TLS else None
-        self._wire = Wire.connect(
-            self.host, self.port, timeout=self.timeout, max_line=self.max_line, tls_context=tls
-        )
+        self._open()
         try:
             greeting = self._reply()
             if greeting.code != 220:
@@ -238,22 +213,7 @@ class SMTPClient:
             raise
         return greeting
 
-    @property
-    def tls_active(self) -> bool:
-        return self._wire is not None and self._wire.tls_active
-
-    def _require_wire(self) -> Wire:
-        if self._wire is None:
-            raise MailError("not connected")
-        return self._wire
-
     # -- the I/O layer -----------------------------------------------------------------
-
-    def _send_line(self, line: str, shown: str | None = None) -> None:
-        if "\r" in line or "\n" in line:
-            raise InvalidAddress("a command line cannot contain CR or LF")
-        self.transcript.client(shown if shown is not None else line)
-        self._require_wire().write(line.encode() + b"\r\n")
 
     def _reply(self, *, redact: bool = False, timeout: float | None = None) -> SMTPReply:
         """Read one reply; every line must carry the same code (RFC 5321, 4.2.1)."""
@@ -309,10 +269,7 @@ class SMTPClient:
         reply = self._command("STARTTLS")
         if reply.code != 220:
             raise TLSFailed(f"{self.host} refused STARTTLS", reply, "STARTTLS")
-        discarded = self._require_wire().start_tls(self._context())
-        if discarded:
-            self.transcript.note(f"discarded {discarded} bytes sent before the TLS handshake")
-        self.transcript.note(f"TLS established ({self._require_wire().tls_version})")
+        self._upgrade()
         self.capabilities = Capabilities(esmtp=False)
         self.ehlo()
         return reply
@@ -405,11 +362,6 @@ class SMTPClient:
             with contextlib.suppress(MailError):
                 self._command("QUIT")
         self.close()
-
-    def close(self) -> None:
-        if self._wire is not None:
-            self._wire.close()
-            self._wire = None
 
     # -- the whole transaction -------------------------------------------------------------
 
