@@ -100,6 +100,7 @@ class POP3Client(Session):
         timeout: float = 30.0,
         transcript: Transcript | None = None,
         max_line: int = 8192,
+        time_limit: float | None = None,
         max_message_bytes: int = 40 * 1024 * 1024,
     ):
         super().__init__(
@@ -110,6 +111,7 @@ class POP3Client(Session):
             timeout=timeout,
             transcript=transcript or Transcript("pochta.pop3"),
             max_line=max_line,
+            time_limit=time_limit,
         )
         self.max_message_bytes = max_message_bytes
         self.capabilities = Capabilities(known=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+import time
 from types import TracebackType
 from typing import Self
 
@@ -22,7 +23,11 @@ _FORBIDDEN_IN_COMMANDS = ("\r", "\n", "\0")
 
 class Session:
     """One connection to a mail server, as a context manager: connect on entry; QUIT (if
-    the connection still works) and close on exit, without masking an error in flight."""
+    the connection still works) and close on exit, without masking an error in flight.
+
+    `timeout` bounds every wait for the server; `time_limit` (seconds, or None) the whole
+    session, for callers that hold a web request open while it runs.
+    """
 
     def __init__(
         self,
@@ -34,6 +39,7 @@ class Session:
         timeout: float,
         transcript: Transcript,
         max_line: int,
+        time_limit: float | None = None,
     ):
         self.host = host
         self.port = port
@@ -42,6 +48,7 @@ class Session:
         self.timeout = timeout
         self.transcript = transcript
         self.max_line = max_line
+        self.time_limit = time_limit
         self._wire: Wire | None = None
 
     def connect(self) -> object:
@@ -77,8 +84,14 @@ class Session:
             raise MailError("already connected: one client is one session")
         self.transcript.note(f"connecting to {self.host}:{self.port} ({self.security.value})")
         tls = self._context() if self.security is Security.TLS else None
+        limit = self.time_limit
         self._wire = Wire.connect(
-            self.host, self.port, timeout=self.timeout, max_line=self.max_line, tls_context=tls
+            self.host,
+            self.port,
+            timeout=self.timeout,
+            max_line=self.max_line,
+            tls_context=tls,
+            deadline=time.monotonic() + limit if limit is not None else None,
         )
         return self._wire
 

@@ -182,6 +182,7 @@ class SMTPClient(Session):
         local_hostname: str | None = None,
         transcript: Transcript | None = None,
         max_line: int = 8192,
+        time_limit: float | None = None,
     ):
         super().__init__(
             host,
@@ -191,6 +192,7 @@ class SMTPClient(Session):
             timeout=timeout,
             transcript=transcript or Transcript("pochta.smtp"),
             max_line=max_line,
+            time_limit=time_limit,
         )
         # RFC 5321 4.5.3.2.6: the reply to the end of data may take minutes (content scans).
         self.data_timeout = data_timeout if data_timeout is not None else max(timeout, 120.0)

@@ -38,14 +38,25 @@ class Wire:
     """One connection: read lines and multiline bodies, write bytes.
 
     `timeout` bounds each wait for the server; a line must also arrive whole within it, so a
-    server trickling a byte at a time cannot hold a worker forever.
+    server trickling a byte at a time cannot hold a worker forever. `deadline` (a
+    `time.monotonic()` moment, or None) bounds the whole connection, so neither can a server
+    that sends each of a thousand lines just before the timeout.
     """
 
-    def __init__(self, sock: socket.socket, host: str, *, timeout: float, max_line: int):
+    def __init__(
+        self,
+        sock: socket.socket,
+        host: str,
+        *,
+        timeout: float,
+        max_line: int,
+        deadline: float | None = None,
+    ):
         self._sock = sock
         self.host = host
         self.timeout = timeout
         self.max_line = max_line
+        self.deadline = deadline
         self._buffer = bytearray()
         self.broken = False
 
@@ -58,8 +69,11 @@ class Wire:
         timeout: float,
         max_line: int,
         tls_context: ssl.SSLContext | None = None,
+        deadline: float | None = None,
     ) -> Wire:
         """Open a TCP connection, with TLS from the first byte when a context is given."""
+        if deadline is not None:
+            timeout = min(timeout, max(deadline - time.monotonic(), 0.001))
         try:
             sock = socket.create_connection((host, port), timeout=timeout)
         except TimeoutError:
@@ -69,7 +83,7 @@ class Wire:
         except OSError as exc:
             reason = exc.strerror or exc
             raise ConnectFailed(f"cannot connect to {host}:{port} ({reason})") from None
-        wire = cls(sock, host, timeout=timeout, max_line=max_line)
+        wire = cls(sock, host, timeout=timeout, max_line=max_line, deadline=deadline)
         if tls_context is not None:
             wire._wrap(tls_context)
         return wire
@@ -83,8 +97,8 @@ class Wire:
         return self._sock.version() if isinstance(self._sock, ssl.SSLSocket) else None
 
     def _wrap(self, context: ssl.SSLContext) -> None:
-        self._sock.settimeout(self.timeout)
         try:
+            self._sock.settimeout(self._budget(None))
             self._sock = context.wrap_socket(self._sock, server_hostname=self.host)
         except ssl.SSLError as exc:
             self.close()
@@ -95,6 +109,9 @@ class Wire:
         except OSError as exc:
             self.close()
             raise ConnectionLost(f"the connection broke during the TLS handshake ({exc})") from None
+        except MailTimeout:  # the connection's deadline passed before the handshake
+            self.close()
+            raise
 
     def start_tls(self, context: ssl.SSLContext) -> int:
         """Upgrade to TLS; return how many buffered plaintext bytes were thrown away.
@@ -110,14 +127,22 @@ class Wire:
 
     # -- reading -----------------------------------------------------------------------
 
+    def _budget(self, line_deadline: float | None) -> float:
+        """How long the next wait may take: the per-wait timeout or what is left of the
+        line's time, and never past the connection's deadline."""
+        now = time.monotonic()
+        budget = self.timeout if line_deadline is None else line_deadline - now
+        if self.deadline is not None:
+            budget = min(budget, self.deadline - now)
+        if budget <= 0:
+            raise self._timed_out()
+        return budget
+
     def _fill(self, deadline: float | None) -> None:
         if self.broken:
             raise ConnectionLost("the connection is no longer usable after an earlier error")
-        timeout = self.timeout if deadline is None else deadline - time.monotonic()
-        if timeout <= 0:
-            raise self._timed_out()
         try:
-            self._sock.settimeout(timeout)
+            self._sock.settimeout(self._budget(deadline))
             chunk = self._sock.recv(RECV_SIZE)
         except TimeoutError:
             raise self._timed_out() from None
@@ -134,6 +159,8 @@ class Wire:
 
     def _timed_out(self) -> MailTimeout:
         self.broken = True
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            return MailTimeout(f"{self.host} took longer than this operation may take")
         return MailTimeout(f"{self.host} did not answer within {self.timeout:g} s")
 
     def read_line(self, timeout: float | None = None) -> bytes:
@@ -188,7 +215,7 @@ class Wire:
         if self.broken:
             raise ConnectionLost("the connection is no longer usable after an earlier error")
         try:
-            self._sock.settimeout(self.timeout)
+            self._sock.settimeout(self._budget(None))
             self._sock.sendall(data)
         except TimeoutError:
             raise self._timed_out() from None

@@ -111,9 +111,9 @@ def _session_alive(sid: str, account: Account) -> bool:
         return False
     now = time.monotonic()
     touches = _touch_times()
-    if now - touches.get(sid, 0.0) < TOUCH_EVERY:
-        return True
     idle = current_app.config["SETTINGS"].session_idle_seconds
+    if now - touches.get(sid, 0.0) < min(TOUCH_EVERY, idle / 4):
+        return True
     alive = store.touch_session(sid, idle)
     if alive:
         touches[sid] = now

@@ -393,3 +393,19 @@ def test_connecting_twice_is_refused_instead_of_leaking_the_first_socket():
         with pytest.raises(MailError, match="already connected"):
             pop.connect()
     server.verify()
+
+
+def test_time_limit_bounds_a_server_that_answers_just_in_time():
+    """Each line comes well within the per-read timeout, but the listing never ends: the
+    session's time limit stops it."""
+    drip = [step for n in range(1, 40) for step in (Pause(0.1), Send(b"%d uid%d\r\n" % (n, n)))]
+    script = session(Expect(b"UIDL"), Send(b"+OK\r\n"), *drip)
+    with ScriptedServer(script) as server:
+        pop = client(server, timeout=1.0, time_limit=1.5)
+        pop.connect()
+        started = time.monotonic()
+        with pytest.raises(MailTimeout, match="longer than this operation may take"):
+            pop.uidl()
+        elapsed = time.monotonic() - started
+        pop.close()
+    assert elapsed < 2.0
