@@ -8,6 +8,7 @@ Forwarded headers are left to the app (POCHTA_TRUST_PROXY), never trusted by def
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 
 def _number(name: str, default: int) -> int:
@@ -23,6 +24,11 @@ threads = _number("POCHTA_THREADS", 8)
 timeout = _number("POCHTA_WORKER_TIMEOUT", 120)
 graceful_timeout = _number("POCHTA_GRACEFUL_TIMEOUT", 30)
 keepalive = 5
+# The workers' heartbeat files go to memory: on a container's overlay (or any disk-backed)
+# file system touching them can stall a worker, and /tmp may be read-only there.
+# gunicorn makes each with mkstemp and unlinks it at once, so the shared directory is safe.
+_SHM = Path("/dev/shm")  # noqa: S108
+worker_tmp_dir = str(_SHM) if _SHM.is_dir() else None
 forwarded_allow_ips = ""
 proxy_allow_ips = ""
 accesslog = "-"
