@@ -1,0 +1,132 @@
+"""Looking into the running gunicorn from outside: its workers' memory, which worker holds a
+connection, killing it, and a faster "stale job" clock for the workers.
+
+Everything here reads /proc (Linux only, as the real servers are) and acts on the workers of
+one `LiveApp` by pid, never by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+from tests.support.liveapp import REPO_ROOT, LiveApp
+
+# The stale window of a killed worker's fetch job, in the workers started with
+# `fast_stale_env()`: seconds instead of the 30 s of app.fetch.jobs.STALE_AFTER_SECONDS.
+STALE_SECONDS = 3.0
+
+_SITECUSTOMIZE = '''\
+"""Written by tests/reliability/workers.py: a killed worker's fetch job goes stale in
+{stale} s instead of 30 s, so fault tests need not wait half a minute per kill. (Until the
+app reads such a knob from its environment, the workers are patched at start-up.)"""
+from app.fetch import jobs
+from app.store.store import Store
+
+jobs.STALE_AFTER_SECONDS = {stale}
+jobs.HEARTBEAT_SECONDS = {beat}
+# GET /fetch/<job> asks Store.get_job with its own default, not jobs.STALE_AFTER_SECONDS.
+Store.get_job.__kwdefaults__["stale_after"] = {stale}
+Store.start_job.__kwdefaults__["stale_after"] = {stale}
+'''
+
+
+def fast_stale_env(directory: Path, stale: float = STALE_SECONDS) -> dict[str, str]:
+    """Environment for `start_live_app` whose workers see a silent fetch job as failed
+    after `stale` seconds (heartbeat every sixth of that)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "sitecustomize.py").write_text(
+        _SITECUSTOMIZE.format(stale=stale, beat=stale / 6)
+    )
+    path = [str(directory), str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]
+    return {
+        "PYTHONPATH": os.pathsep.join(p for p in path if p),
+        # The knob the app should read (see the report): harmless until it does.
+        "POCHTA_FETCH_STALE_SECONDS": str(stale),
+    }
+
+
+# -- memory -----------------------------------------------------------------------------------
+
+
+def _status_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+class PeakMemory:
+    """How far each worker's peak RSS (VmHWM) rose above its RSS at the start of the block.
+
+    The peak is reset at the start (`/proc/<pid>/clear_refs`, "5"), so an earlier test's
+    peak does not hide this one's.
+    """
+
+    def __init__(self, app: LiveApp):
+        self.app = app
+        self.start_rss: dict[int, int] = {}
+        self.growth_kib: dict[int, int] = {}
+
+    def __enter__(self) -> PeakMemory:
+        for pid in self.app.worker_pids():
+            with contextlib.suppress(OSError):
+                Path(f"/proc/{pid}/clear_refs").write_text("5")
+            self.start_rss[pid] = _status_kib(pid, "VmRSS")
+        assert self.start_rss, "no gunicorn workers to measure"
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for pid, rss in self.start_rss.items():
+            with contextlib.suppress(OSError):
+                self.growth_kib[pid] = _status_kib(pid, "VmHWM") - rss
+
+    @property
+    def max_growth_mib(self) -> float:
+        return max(self.growth_kib.values(), default=0) / 1024
+
+
+# -- which worker, and killing it --------------------------------------------------------------
+
+
+def _socket_inodes(local_port: int) -> set[str]:
+    """Inodes of the loopback TCP sockets whose local port is `local_port`."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                parts = line.split()
+                if int(parts[1].rsplit(":", 1)[1], 16) == local_port:
+                    inodes.add(parts[9])
+    inodes.discard("0")
+    return inodes
+
+
+def worker_holding(app: LiveApp, local_port: int) -> int | None:
+    """The worker that owns the outgoing connection from `local_port` (say, to a mail
+    server through a proxy that saw this peer port), or None."""
+    wanted = {f"socket:[{inode}]" for inode in _socket_inodes(local_port)}
+    for pid in app.worker_pids():
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) in wanted:
+                        return pid
+    return None
+
+
+def kill_worker(app: LiveApp, pid: int, timeout: float = 20.0) -> None:
+    """SIGKILL one worker; return once gunicorn runs its full number of workers again."""
+    assert pid in app.worker_pids(), f"{pid} is not a worker of this gunicorn"
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = app.worker_pids()
+        if pid not in pids and len(pids) >= app.workers:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gunicorn did not replace worker {pid}:\n{app.log_tail()}")
+        time.sleep(0.05)
