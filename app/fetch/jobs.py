@@ -19,6 +19,7 @@ from app.fetch.store_destination import MailboxDestination
 from app.mail.errors import MailError
 from app.mail.pop3 import POP3Client
 from app.mail.transcript import Transcript
+from app.sentences import N_, Sentence
 from app.store import AccountKey, Store
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,8 @@ class FetchRequest:
     """Everything the job's thread needs, handed over whole (threads share nothing else).
 
     `connect` returns a connected, logged-in client that writes to the given transcript;
-    `describe` turns an error into the sentence the user sees.
+    `describe` turns an error into the sentence the user sees, and `say` puts the job's own
+    sentences (English `Sentence`s) into the user's language.
     """
 
     account: AccountKey
@@ -40,6 +42,7 @@ class FetchRequest:
     delete: bool
     max_message_bytes: int
     describe: Callable[[MailError], str]
+    say: Callable[[str], str] = str
 
 
 def start_fetch(store: Store, request: FetchRequest) -> tuple[str, bool]:
@@ -85,7 +88,7 @@ def run_job(store: Store, job_id: str, request: FetchRequest) -> None:
             max_message_bytes=request.max_message_bytes,
             progress=progress,
         )
-        problems = "; ".join(report.failures) or None
+        problems = "; ".join(request.say(failure) for failure in report.failures) or None
         store.finish_job(job_id, error=problems, new=report.new, failed=False)
         ok = not report.failures
     except MailError as exc:
@@ -93,10 +96,12 @@ def run_job(store: Store, job_id: str, request: FetchRequest) -> None:
     except (OSError, sqlite3.Error) as exc:  # a full disk, a read-only data dir
         log.exception("fetch job %s could not store mail", job_id)
         reason = getattr(exc, "strerror", None) or str(exc)
-        store.finish_job(job_id, error=f"the mail could not be stored ({reason})")
+        store.finish_job(job_id, error=request.say(
+            Sentence(N_("the mail could not be stored (%(reason)s)"), reason=reason)))
     except Exception:
         log.exception("fetch job %s failed", job_id)
-        store.finish_job(job_id, error="an internal error stopped the fetch")
+        store.finish_job(
+            job_id, error=request.say(Sentence(N_("an internal error stopped the fetch"))))
     finally:
         stop.set()
         try:

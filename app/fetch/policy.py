@@ -22,6 +22,7 @@ from typing import BinaryIO, Protocol
 
 from app.mail.errors import CommandRefused, MailError
 from app.mail.pop3 import POP3Client
+from app.sentences import N_, Sentence
 
 SPOOL_IN_MEMORY = 1024 * 1024
 BATCH_BYTES = 16 * 1024 * 1024
@@ -187,10 +188,11 @@ class Fetcher:
         for number in numbers:
             size = sizes.get(number, 0)
             if size > self.max_message_bytes:
-                self.report.failures.append(
-                    f"message {number} is {size} bytes, over the limit of "
-                    f"{self.max_message_bytes}; it stays on the server"
-                )
+                self.report.failures.append(Sentence(
+                    N_("message %(number)s is %(size)s bytes, over the limit of %(limit)s; "
+                       "it stays on the server"),
+                    number=number, size=size, limit=self.max_message_bytes,
+                ))
             else:
                 fitting.append(number)
         return fitting
@@ -211,7 +213,9 @@ class Fetcher:
             for result in self.client.retr_many(numbers, self._open_spool):
                 if result.error is not None or result.sink is None:
                     reason = result.error.summary() if result.error else "no data"
-                    self.report.failures.append(f"message {result.number}: {reason}")
+                    self.report.failures.append(
+                        Sentence(N_("message %(number)s: %(reason)s"),
+                                 number=result.number, reason=reason))
                     continue
                 uid = uid_of(result.number) if uid_of else _content_uid(result.sink)
                 downloaded.append(Downloaded(result.number, uid, result.size, result.sink))
@@ -250,10 +254,10 @@ class Fetcher:
         response = self.client.quit()
         if self.delete and self.report.deleted and (response is None or not response.ok):
             self.report.deleted = 0
-            self.report.failures.append(
+            self.report.failures.append(Sentence(N_(
                 "the server did not confirm QUIT, so it deleted nothing; "
                 "the stored messages will be removed from it on the next fetch"
-            )
+            )))
 
     def _quit_quietly(self) -> None:
         try:

@@ -19,6 +19,8 @@ import ipaddress
 from dataclasses import dataclass
 from email.headerregistry import Address as HeaderAddress
 
+from app.sentences import N_, Sentence
+
 MAX_LOCAL_OCTETS = 64
 MAX_DOMAIN_OCTETS = 253
 MAX_ADDRESS_OCTETS = 254
@@ -36,7 +38,14 @@ _LDH = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789
 
 
 class AddressError(ValueError):
-    """An entry in an address field is not a usable e-mail address; the message names it."""
+    """An entry in an address field is not a usable e-mail address; the message names it.
+
+    `sentence` is the message with its template, for the web layer to translate.
+    """
+
+    def __init__(self, template: str, **params: object) -> None:
+        self.sentence = Sentence(template, **params)
+        super().__init__(self.sentence)
 
 
 @dataclass(frozen=True)
@@ -70,7 +79,7 @@ class Address:
 def parse_address_list(text: str) -> list[Address]:
     """Every address in a comma-separated field; AddressError naming the first bad entry."""
     if len(text) > MAX_INPUT_CHARS:
-        raise AddressError("The address list is too long.")
+        raise AddressError(N_("The address list is too long."))
     return [parse_address(entry) for entry in split_entries(text) if entry.strip()]
 
 
@@ -88,17 +97,17 @@ def make_address(display_name: str, local: str, domain: str, *, shown_as: str = 
     shown_as = shown_as or f"{local}@{domain}"
     _check_characters(display_name + local + domain, shown_as)
     if not local:
-        raise AddressError(f"“{shown_as}” has nothing before the @.")
+        raise AddressError(N_("“%(entry)s” has nothing before the @."), entry=shown_as)
     if not domain:
-        raise AddressError(f"“{shown_as}” has nothing after the @.")
+        raise AddressError(N_("“%(entry)s” has nothing after the @."), entry=shown_as)
     ascii_domain, unicode_domain = _domain_forms(domain, shown_as)
     if len(local.encode("utf-8")) > MAX_LOCAL_OCTETS:
-        raise AddressError(f"“{shown_as}”: the part before the @ is too long.")
+        raise AddressError(N_("“%(entry)s”: the part before the @ is too long."), entry=shown_as)
     addr_spec = HeaderAddress(username=local, domain=unicode_domain).addr_spec
     ascii_spec = (HeaderAddress(username=local, domain=ascii_domain).addr_spec
                   if local.isascii() else None)
     if len((ascii_spec or addr_spec).encode("utf-8")) > MAX_ADDRESS_OCTETS:
-        raise AddressError(f"“{shown_as}” is too long to be an e-mail address.")
+        raise AddressError(N_("“%(entry)s” is too long to be an e-mail address."), entry=shown_as)
     return Address(display_name, addr_spec, ascii_spec, needs_smtputf8=not local.isascii())
 
 
@@ -134,21 +143,26 @@ def _check_characters(text: str, shown_as: str | None = None) -> None:
     bad = next((c for c in text if c in FORBIDDEN_IN_HEADERS), None)
     if bad is None:
         return
-    what = "a NUL character" if bad == "\x00" else (
-        "a line break" if len(f"a{bad}b".splitlines()) > 1 else "a control character")
+    if bad == "\x00":
+        problem = N_("“%(entry)s” contains a NUL character.")
+    elif len(f"a{bad}b".splitlines()) > 1:
+        problem = N_("“%(entry)s” contains a line break.")
+    else:
+        problem = N_("“%(entry)s” contains a control character.")
     shown = "".join(" " if c in FORBIDDEN_IN_HEADERS else c for c in shown_as or text).strip()
-    raise AddressError(f"“{shown}” contains {what}.")
+    raise AddressError(problem, entry=shown)
 
 
 def _check_brackets(entry: str) -> None:
     outside, quoted = _outside_quotes(entry)
     if quoted:
-        raise AddressError(f"“{entry}” has an unclosed quotation mark.")
+        raise AddressError(N_("“%(entry)s” has an unclosed quotation mark."), entry=entry)
     opens, closes = outside.count("<"), outside.count(">")
     if opens != closes or opens > 1 or (opens and outside.index("<") > outside.index(">")):
-        raise AddressError(f"“{entry}” has unbalanced angle brackets.")
+        raise AddressError(N_("“%(entry)s” has unbalanced angle brackets."), entry=entry)
     if opens and outside[outside.index(">") + 1:].strip():
-        raise AddressError(f"“{entry}” has text after the closing angle bracket.")
+        raise AddressError(N_("“%(entry)s” has text after the closing angle bracket."),
+                           entry=entry)
 
 
 def _outside_quotes(entry: str) -> tuple[str, bool]:
@@ -168,7 +182,8 @@ def _outside_quotes(entry: str) -> tuple[str, bool]:
 
 def _parse_mailbox(entry: str) -> tuple[str, str, str]:
     if "@" not in _outside_quotes(entry)[0].split("<")[-1]:
-        raise AddressError(f"“{entry}” is not an e-mail address (there is no @).")
+        raise AddressError(N_("“%(entry)s” is not an e-mail address (there is no @)."),
+                           entry=entry)
     try:
         header = email.policy.default.header_factory("to", entry)
         mailboxes = header.addresses
@@ -177,7 +192,7 @@ def _parse_mailbox(entry: str) -> tuple[str, str, str]:
     except Exception:  # the parser raises assorted errors on malformed input
         mailboxes, defects = (), ["unparseable"]
     if defects or len(mailboxes) != 1:
-        raise AddressError(f"“{entry}” is not a valid e-mail address.")
+        raise AddressError(N_("“%(entry)s” is not a valid e-mail address."), entry=entry)
     mailbox = mailboxes[0]
     return mailbox.display_name, mailbox.username, mailbox.domain
 
@@ -188,18 +203,21 @@ def _domain_forms(domain: str, shown_as: str) -> tuple[str, str]:
         return _literal(domain, shown_as)
     labels = domain.split(".")
     if any(not label for label in labels):
-        raise AddressError(f"“{shown_as}”: the domain “{domain}” has an empty part.")
+        raise AddressError(N_("“%(entry)s”: the domain “%(domain)s” has an empty part."),
+                           entry=shown_as, domain=domain)
     try:
         ascii_domain = domain.encode("idna").decode("ascii")
         unicode_domain = ascii_domain.encode("ascii").decode("idna")
     except UnicodeError:
-        raise AddressError(f"“{shown_as}”: “{domain}” is not a valid domain name.") from None
+        raise AddressError(N_("“%(entry)s”: “%(domain)s” is not a valid domain name."),
+                           entry=shown_as, domain=domain) from None
     if len(ascii_domain) > MAX_DOMAIN_OCTETS:
-        raise AddressError(f"“{shown_as}”: the domain is too long.")
+        raise AddressError(N_("“%(entry)s”: the domain is too long."), entry=shown_as)
     for label in ascii_domain.split("."):
         if (len(label) > MAX_LABEL_OCTETS or not set(label) <= _LDH
                 or label.startswith("-") or label.endswith("-")):
-            raise AddressError(f"“{shown_as}”: “{domain}” is not a valid domain name.")
+            raise AddressError(N_("“%(entry)s”: “%(domain)s” is not a valid domain name."),
+                               entry=shown_as, domain=domain)
     return ascii_domain, unicode_domain
 
 
@@ -211,5 +229,6 @@ def _literal(domain: str, shown_as: str) -> tuple[str, str]:
     except ValueError:
         address = None
     if address is None or (address.version == 6) != tagged_v6:
-        raise AddressError(f"“{shown_as}”: “{domain}” is not an IP address.")
+        raise AddressError(N_("“%(entry)s”: “%(domain)s” is not an IP address."),
+                           entry=shown_as, domain=domain)
     return domain, domain

@@ -21,6 +21,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 
 from app.messages.addresses import FORBIDDEN_IN_HEADERS, Address
+from app.sentences import N_, Sentence
 
 MAX_LINE_OCTETS = 998
 MAX_REFERENCES = 20
@@ -33,7 +34,14 @@ _LONG_LINE = re.compile(rb"[^\r\n]{%d}" % (MAX_LINE_OCTETS + 1))
 
 
 class ComposeError(ValueError):
-    """The draft cannot be sent as it is; the message says what to change."""
+    """The draft cannot be sent as it is; the message says what to change.
+
+    `sentence` is the message with its template, for the web layer to translate.
+    """
+
+    def __init__(self, template: str, **params: object) -> None:
+        self.sentence = Sentence(template, **params)
+        super().__init__(self.sentence)
 
 
 @dataclass(frozen=True)
@@ -80,10 +88,12 @@ def build_message(
     """Build the message; ComposeError when something in the draft cannot be sent."""
     recipients = [*draft.to, *draft.cc, *draft.bcc]
     if not recipients:
-        raise ComposeError("Add at least one recipient.")
+        raise ComposeError(N_("Add at least one recipient."))
     for address in (sender, *recipients):
-        _check_header_text(address.display_name, "A name in the address fields")
-    _check_header_text(draft.subject, "The subject")
+        _check_header_text(address.display_name, N_(
+            "A name in the address fields may not contain line breaks or control characters."))
+    _check_header_text(draft.subject, N_(
+        "The subject may not contain line breaks or control characters."))
     utf8 = any(address.needs_smtputf8 for address in (sender, *recipients))
     message_id = email.utils.make_msgid(domain=_msgid_domain(hostname_for_message_id, sender))
     try:
@@ -92,11 +102,13 @@ def build_message(
         raise
     except Exception as error:  # most likely a forwarded original that cannot be re-encoded
         if draft.forwarded is None:
-            raise ComposeError(f"The message could not be built: {error}") from error
+            raise ComposeError(N_("The message could not be built: %(reason)s"),
+                               reason=error) from error
         try:
             data = _build(draft, sender, attachments, message_id, utf8, rfc822=False)
         except Exception as second:
-            raise ComposeError(f"The message could not be built: {second}") from second
+            raise ComposeError(N_("The message could not be built: %(reason)s"),
+                               reason=second) from second
     return OutgoingMessage(
         envelope_from=sender.wire,
         envelope_recipients=_unique([address.wire for address in recipients]),
@@ -149,7 +161,8 @@ def _header_address(address: Address, utf8: bool) -> HeaderAddress:
     try:
         return HeaderAddress(address.display_name, address.local_part, domain)
     except ValueError as error:
-        raise ComposeError(f"“{address.formatted()}” cannot be used: {error}") from None
+        raise ComposeError(N_("“%(address)s” cannot be used: %(reason)s"),
+                           address=address.formatted(), reason=error) from None
 
 
 def _set_threading(message: EmailMessage, draft: Draft) -> None:
@@ -180,7 +193,8 @@ def _attach_original(message: EmailMessage, raw: bytes, *, rfc822: bool) -> None
 
 
 def _clean_filename(filename: str) -> str:
-    _check_header_text(filename, "An attachment's file name")
+    _check_header_text(filename, N_(
+        "An attachment's file name may not contain line breaks or control characters."))
     name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()
     return name or "attachment"
 
@@ -189,7 +203,7 @@ def _content_type(declared: str | None, filename: str) -> tuple[str, str]:
     if declared is not None:
         maintype, _, subtype = declared.strip().partition("/")
         if not (_TOKEN.fullmatch(maintype) and _TOKEN.fullmatch(subtype)):
-            raise ComposeError(f"“{declared}” is not a valid content type.")
+            raise ComposeError(N_("“%(type)s” is not a valid content type."), type=declared)
     else:
         guessed = mimetypes.guess_type(filename, strict=False)[0] or "application/octet-stream"
         maintype, _, subtype = guessed.partition("/")
@@ -198,9 +212,9 @@ def _content_type(declared: str | None, filename: str) -> tuple[str, str]:
     return maintype.lower(), subtype.lower()
 
 
-def _check_header_text(text: str, what: str) -> None:
+def _check_header_text(text: str, problem: str) -> None:
     if any(char in FORBIDDEN_IN_HEADERS for char in text):
-        raise ComposeError(f"{what} may not contain line breaks or control characters.")
+        raise ComposeError(problem)
 
 
 def _msgid_domain(hostname: str, sender: Address) -> str:

@@ -22,6 +22,7 @@ from app.messages.headers import (
     parse_date,
 )
 from app.messages.structure import PartNode
+from app.sentences import N_, Sentence
 
 MAX_LISTED_HEADERS = 500
 
@@ -165,5 +166,6 @@ def _unparseable(raw: bytes) -> ParsedMessage:
         subject="", from_=[], to=[], cc=[], reply_to=[], date=None, date_text="",
         message_id=None, in_reply_to=None, references=[],
         text_body=decode_bytes(raw, None), html_body=None, attachments=[],
-        notes=["The message could not be read; it is shown as raw text."], raw=raw,
+        notes=[Sentence(N_("The message could not be read; it is shown as raw text."))],
+        raw=raw,
     )

@@ -8,21 +8,23 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from app.messages.addresses import Address, AddressError, parse_address
 from app.messages.build import Draft
 from app.messages.headers import Mailbox
 from app.messages.htmltext import html_to_text
 from app.messages.parse import ParsedMessage
+from app.sentences import N_, Sentence
 
 _REPLY_PREFIX = re.compile(r"^(?:\s*(?:re|ответ)\s*(?:\[\d+\]|\(\d+\))?\s*:)+\s*", re.IGNORECASE)
 _FORWARD_PREFIX = re.compile(r"^\s*(?:fwd?|пересл)\s*:", re.IGNORECASE)
 
 
 def reply_draft(original: ParsedMessage, *, reply_all: bool,
-                self_addresses: Collection[str]) -> Draft:
-    """A reply to the sender (Reply-To when given), or to everyone with `reply_all`."""
+                self_addresses: Collection[str], say: Callable[[Sentence], str] = str) -> Draft:
+    """A reply to the sender (Reply-To when given), or to everyone with `reply_all`.
+    `say` writes the attribution line in the user's language (English by default)."""
     mine = {address.casefold() for address in self_addresses}
     targets = original.reply_to or original.from_
     if targets and all(_is_mine(m, mine) for m in targets):  # replying to one's own sent message
@@ -38,20 +40,22 @@ def reply_draft(original: ParsedMessage, *, reply_all: bool,
         to=to,
         cc=cc,
         subject="Re: " + _REPLY_PREFIX.sub("", original.subject),
-        body=_quoted_reply(original),
+        body=_quoted_reply(original, say),
         in_reply_to=original.message_id,
         references=references,
     )
 
 
-def forward_draft(original: ParsedMessage, *, inline: bool) -> Draft:
-    """A forward: the original quoted in the body (`inline`) or attached as message/rfc822."""
+def forward_draft(original: ParsedMessage, *, inline: bool,
+                  say: Callable[[Sentence], str] = str) -> Draft:
+    """A forward: the original quoted in the body (`inline`) or attached as message/rfc822.
+    `say` writes the block's heading and labels in the user's language (English by default)."""
     subject = original.subject
     if not _FORWARD_PREFIX.match(subject):
         subject = f"Fwd: {subject}"
     if not inline:
         return Draft(subject=subject, forwarded=original.raw)
-    return Draft(subject=subject, body=_forwarded_block(original))
+    return Draft(subject=subject, body=_forwarded_block(original, say))
 
 
 def body_text(original: ParsedMessage) -> str:
@@ -70,22 +74,31 @@ def quote(text: str) -> str:
                      for line in lines)
 
 
-def _quoted_reply(original: ParsedMessage) -> str:
+def _quoted_reply(original: ParsedMessage, say: Callable[[Sentence], str]) -> str:
+    return f"\n\n{say(_attribution(original))}\n{quote(body_text(original))}\n"
+
+
+def _attribution(original: ParsedMessage) -> Sentence:
     sender = original.from_[0] if original.from_ else None
-    who = (sender.name or sender.address) if sender else "someone"
-    when = original.date.strftime("%a, %d %b %Y at %H:%M") if original.date else (
-        original.date_text or "an unknown date")
-    return f"\n\nOn {when}, {who} wrote:\n{quote(body_text(original))}\n"
+    who = (sender.name or sender.address) if sender else None
+    when = original.date or original.date_text or None
+    if who and when:
+        return Sentence(N_("On %(date)s, %(sender)s wrote:"), date=when, sender=who)
+    if who:
+        return Sentence(N_("On an unknown date, %(sender)s wrote:"), sender=who)
+    if when:
+        return Sentence(N_("On %(date)s, someone wrote:"), date=when)
+    return Sentence(N_("On an unknown date, someone wrote:"))
 
 
-def _forwarded_block(original: ParsedMessage) -> str:
-    lines = ["", "", "---------- Forwarded message ----------",
-             f"From: {_listed(original.from_)}",
-             f"Date: {original.date_text}",
-             f"Subject: {original.subject}",
-             f"To: {_listed(original.to)}"]
+def _forwarded_block(original: ParsedMessage, say: Callable[[Sentence], str]) -> str:
+    lines = ["", "", say(Sentence(N_("---------- Forwarded message ----------"))),
+             say(Sentence(N_("From: %(value)s"), value=_listed(original.from_))),
+             say(Sentence(N_("Date: %(value)s"), value=original.date_text)),
+             say(Sentence(N_("Subject: %(value)s"), value=original.subject)),
+             say(Sentence(N_("To: %(value)s"), value=_listed(original.to)))]
     if original.cc:
-        lines.append(f"Cc: {_listed(original.cc)}")
+        lines.append(say(Sentence(N_("Cc: %(value)s"), value=_listed(original.cc))))
     return "\n".join([*lines, "", body_text(original), ""])
 
 

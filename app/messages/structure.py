@@ -18,6 +18,7 @@ from email.parser import BytesParser
 
 from app.messages.charsets import decode_bytes
 from app.messages.headers import decode_text, first_message_id, unfold
+from app.sentences import N_, Sentence
 
 MAX_DEPTH = 50
 MAX_PARTS = 1000
@@ -65,9 +66,10 @@ def load(raw: bytes) -> Loaded:
         return _as_one_part(raw)
     nodes, truncated = walk_parts(message)
     if any(node.opaque for node in nodes):
-        notes.append(f"Parts nested deeper than {MAX_DEPTH} levels are not opened.")
+        notes.append(Sentence(N_("Parts nested deeper than %(depth)s levels are not opened."),
+                              depth=MAX_DEPTH))
     if truncated:
-        notes.append(f"Only the first {MAX_PARTS} parts are listed.")
+        notes.append(Sentence(N_("Only the first %(count)s parts are listed."), count=MAX_PARTS))
     return Loaded(message, nodes, notes)
 
 
@@ -77,7 +79,8 @@ def _as_one_part(raw: bytes) -> Loaded:
     except Exception:  # not even the headers: the whole thing is the body
         message = Message(policy=POLICY)
         message.set_payload(raw.decode("ascii", "surrogateescape"))
-    notes = ["The message structure could not be taken apart; its body is shown as raw text."]
+    notes: list[str] = [Sentence(N_(
+        "The message structure could not be taken apart; its body is shown as raw text."))]
     return Loaded(message, [PartNode(0, message, 0)], notes)
 
 
