@@ -31,9 +31,10 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     && groupadd --system --gid 10001 pochta \
     && useradd --system --no-log-init --uid 10001 --gid pochta \
         --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin pochta \
-    && install --directory --owner=pochta --group=pochta --mode=0700 /data
+    && install --directory --owner=pochta --group=pochta --mode=0700 /data \
+    && install --directory --mode=0755 /srv/pochta
 
-# An empty, root-owned working directory: gunicorn puts its working directory on sys.path.
+# gunicorn puts its working directory on sys.path: an empty one the app cannot write to.
 WORKDIR /srv/pochta
 VOLUME ["/data"]
 EXPOSE 8000
