@@ -69,6 +69,7 @@ from app.web.compose_stash import AttachmentStash, KeptFile, purge_expired
 from app.web.extensions import get_store
 from app.web.mailops import MailOperationFailed, send
 from app.web.templating import filesize
+from app.web.texts import say
 
 bp = Blueprint("compose", __name__)
 
@@ -193,6 +194,7 @@ def _prefill(form: ComposeForm, account: Account, mailbox: Mailbox) -> Original 
             original.parsed,
             reply_all=request.args.get("all") in ("1", "true", "yes"),
             self_addresses={account.email},
+            say=say,
         )
         form.to.data = _listed(draft.to)
         form.cc.data = _listed(draft.cc)
@@ -203,7 +205,7 @@ def _prefill(form: ComposeForm, account: Account, mailbox: Mailbox) -> Original 
             abort(404)
         mode = request.args.get("mode", FORWARD_INLINE)
         mode = mode if mode in (FORWARD_INLINE, FORWARD_ATTACHMENT) else FORWARD_INLINE
-        draft = forward_draft(original.parsed, inline=mode == FORWARD_INLINE)
+        draft = forward_draft(original.parsed, inline=mode == FORWARD_INLINE, say=say)
         form.forward_id.data = original.id
         form.forward_mode.data = mode
     else:
@@ -367,7 +369,7 @@ def _build(
     try:
         return build_message(draft, sender=sender, attachments=attachments)
     except ComposeError as exc:
-        raise ComposeProblem(str(exc)) from None
+        raise ComposeProblem(say(exc.sentence)) from None
 
 
 def _body_text(text: str) -> str:
@@ -390,7 +392,7 @@ def _forwarding(draft: Draft, original: Original, mode: str | None) -> Draft:
     if mode == FORWARD_ATTACHMENT:
         return Draft(to=draft.to, cc=draft.cc, bcc=draft.bcc, subject=draft.subject,
                      body=draft.body, forwarded=original.raw)
-    quoted = forward_draft(original.parsed, inline=True).body
+    quoted = forward_draft(original.parsed, inline=True, say=say).body
     marker = quoted.strip().splitlines()[0]
     body = draft.body if marker in draft.body else draft.body.rstrip("\n") + quoted
     return Draft(to=draft.to, cc=draft.cc, bcc=draft.bcc, subject=draft.subject, body=body)

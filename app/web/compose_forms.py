@@ -22,6 +22,7 @@ from wtforms.validators import Length, ValidationError
 
 from app.messages import Address, AddressError, parse_address_list
 from app.messages.addresses import FORBIDDEN_IN_HEADERS
+from app.web.texts import say
 
 MAX_ADDRESS_CHARS = 20_000
 MAX_SUBJECT_CHARS = 900
@@ -41,7 +42,7 @@ class AddressListField(StringField):
         try:
             self.addresses = parse_address_list(self.data or "")
         except AddressError as exc:
-            raise ValidationError(str(exc)) from None
+            raise ValidationError(say(exc.sentence)) from None
 
 
 def _header_safe(form: FlaskForm, field: StringField) -> None:

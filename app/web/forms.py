@@ -12,6 +12,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
 from app.messages import AddressError, parse_address_list
+from app.web.texts import say
 
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
@@ -52,7 +53,7 @@ def _single_address(form: FlaskForm, field: StringField) -> None:
     try:
         addresses = parse_address_list(field.data or "")
     except AddressError as exc:
-        raise ValidationError(str(exc)) from None
+        raise ValidationError(say(exc.sentence)) from None
     if len(addresses) != 1:
         raise ValidationError(_l("Enter one e-mail address."))
     field.data = addresses[0].addr_spec

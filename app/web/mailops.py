@@ -23,6 +23,7 @@ from app.mail.transcript import Transcript
 from app.messages import OutgoingMessage
 from app.web.accounts import Account, Server
 from app.web.mailerrors import describe
+from app.web.texts import say
 
 
 @dataclass
@@ -147,10 +148,19 @@ def fetch_request(account: Account, password: str, settings: Settings) -> FetchR
         with app.app_context(), force_locale(locale):
             return describe(error, "POP3", account.pop3.host, account.pop3.port)
 
+    def say_in_locale(text: str) -> str:
+        """The job's own sentences, likewise; English if even that fails."""
+        try:
+            with app.app_context(), force_locale(locale):
+                return say(text)
+        except Exception:
+            return str(text)
+
     return FetchRequest(
         account=account.key,
         connect=connect,
         delete=not account.keep_on_server,
         max_message_bytes=settings.max_message_bytes,
         describe=describe_error,
+        say=say_in_locale,
     )

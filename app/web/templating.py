@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 
 from app.web.accounts import current_account
 from app.web.extensions import LANGUAGES
+from app.web.texts import say
 
 
 def _number(value: float) -> str:
@@ -37,6 +38,7 @@ def when(moment: datetime | None, style: str = "short") -> str:
 def init_templating(app: Flask) -> None:
     app.jinja_env.filters["filesize"] = filesize
     app.jinja_env.filters["when"] = when
+    app.jinja_env.filters["say"] = say
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
 
