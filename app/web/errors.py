@@ -46,7 +46,8 @@ def _explain(error: HTTPException) -> tuple[str, str]:
         return _("Something went wrong"), _(
             "Pochta could not finish this request. Nothing you stored was lost; try again."
         )
-    return _("Request refused"), error.description or _("The request could not be handled.")
+    # Not werkzeug's description: that is English whatever the user's language.
+    return _("Request refused"), _("The request could not be handled.")
 
 
 def init_error_pages(app: Flask) -> None:
