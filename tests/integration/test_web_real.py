@@ -48,7 +48,6 @@ CSV_NAME = "measurements.csv"
 CSV_DATA = "время;задержка\r\n10:00;12 мс\r\n10:01;15 мс\r\n".encode()
 
 MESSAGE_LINK = re.compile(r'<a href="/message/([^/"?]+)"[^>]*>([^<]*)</a>')
-DATA_SUMMARY = re.compile(r"<message data, (\d+) bytes>")
 
 
 # -- the app and its users ----------------------------------------------------------------
@@ -259,9 +258,9 @@ def disposition_filename(header: str) -> str:
 
 def test_login_page_is_prefilled_with_the_real_servers(app, servers):
     html = app.test_client().get("/login").get_data(as_text=True)
-    assert f'value="{servers.smtp_starttls_port}"' in html
-    assert f'value="{servers.pop3_tls_port}"' in html
-    assert 'value="localhost"' in html
+    assert field_value(html, "smtp_host") == field_value(html, "pop3_host") == "localhost"
+    assert field_value(html, "smtp_port") == str(servers.smtp_starttls_port)
+    assert field_value(html, "pop3_port") == str(servers.pop3_tls_port)
 
 
 def test_login_with_starttls_smtp_and_implicit_tls_pop3(app, servers):
@@ -271,7 +270,8 @@ def test_login_with_starttls_smtp_and_implicit_tls_pop3(app, servers):
     assert response.status_code == 200
     assert "No messages here yet." in page_text(response)
     log = client.get("/log?format=text").get_data(as_text=True)
-    assert "S: +OK" in log and "C: STARTTLS" in log and "S: 235 " in log
+    assert "S: +OK Logged in." in log and "S: 235 2.7.0 Authentication successful" in log
+    assert "C: STARTTLS" in log and "C: STLS" not in log
 
 
 def test_utf8_password_logs_in_sends_and_fetches(app, servers):
@@ -311,7 +311,7 @@ def test_wrong_password_shows_dovecots_words_and_opens_no_session(app, servers):
     assert response.status_code == 403
     error = error_text(response)
     assert f"POP3 server localhost:{servers.pop3_tls_port}" in error
-    assert "Authentication failed" in error  # Dovecot's "-ERR [AUTH] Authentication failed."
+    assert "[AUTH] Authentication failed." in error  # Dovecot's own words
     assert "not-it" not in page_text(response)
     assert client.get("/inbox").headers["Location"].startswith("/login")
 
@@ -572,3 +572,19 @@ def test_log_shows_login_fetch_and_send_redacted(app, servers, sent):
     assert_redacted(html, servers)
     assert "AUTH PLAIN ***" in html and "&lt;message data, " in html
     assert "Login" in html and "Fetch" in html
+
+
+def test_get_mail_button_redirects_to_the_inbox_with_its_progress(app, servers, sent):
+    bob = log_in(app, servers, BOB)
+    response = post_form(bob, "/fetch", {}, page="/inbox")  # a browser form: no JSON wanted
+    assert response.status_code == 303
+    location = urllib.parse.urlsplit(response.headers["Location"])
+    assert location.path == "/inbox"
+    job = urllib.parse.parse_qs(location.query)["job"][0]
+    deadline = time.monotonic() + 20
+    while bob.get(f"/fetch/{job}").get_json()["state"] == "running":
+        assert time.monotonic() < deadline, "fetch still running"
+        time.sleep(0.05)
+    html = page_text(bob.get(f"/inbox?job={job}"))
+    assert "Done: 1 new message." in html
+    assert SUBJECT in html
