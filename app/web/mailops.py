@@ -18,6 +18,7 @@ from app.fetch.jobs import FetchRequest
 from app.mail.errors import MailError, RecipientsRefused
 from app.mail.pop3 import POP3Client
 from app.mail.replies import SMTPReply
+from app.mail.security import make_tls_context
 from app.mail.smtp import SendResult, SMTPClient
 from app.mail.transcript import Transcript
 from app.messages import OutgoingMessage
@@ -41,8 +42,6 @@ class MailOperationFailed(Exception):
 
 def tls_context(settings: Settings) -> ssl.SSLContext:
     """One verifying context per app (building one reads the CA bundle from disk)."""
-    from app.mail.security import make_tls_context
-
     contexts = current_app.extensions.setdefault("pochta.tls", {})
     key = str(settings.ca_file)
     if key not in contexts:
@@ -50,19 +49,35 @@ def tls_context(settings: Settings) -> ssl.SSLContext:
     return contexts[key]
 
 
-def pop3_client(account: Account, settings: Settings, transcript: Transcript) -> POP3Client:
+# A web request waits for these, so each session has a budget on top of the per-read timeout
+# (a hostile server could otherwise answer every line just in time, forever).
+LOGIN_TIME_LIMIT = 2
+SEND_TIME_LIMIT = 5
+
+
+def pop3_client(
+    account: Account,
+    settings: Settings,
+    transcript: Transcript,
+    *,
+    context: ssl.SSLContext | None = None,
+    limit: float | None = None,
+) -> POP3Client:
     return POP3Client(
         account.pop3.host,
         account.pop3.port,
         security=account.pop3.security,
-        tls_context=tls_context(settings),
+        tls_context=context or tls_context(settings),
         timeout=settings.mail_timeout,
         transcript=transcript,
         max_message_bytes=settings.max_message_bytes,
+        time_limit=limit,
     )
 
 
-def smtp_client(account: Account, settings: Settings, transcript: Transcript) -> SMTPClient:
+def smtp_client(
+    account: Account, settings: Settings, transcript: Transcript, *, limit: float | None = None
+) -> SMTPClient:
     return SMTPClient(
         account.smtp.host,
         account.smtp.port,
@@ -70,6 +85,7 @@ def smtp_client(account: Account, settings: Settings, transcript: Transcript) ->
         tls_context=tls_context(settings),
         timeout=settings.mail_timeout,
         transcript=transcript,
+        time_limit=limit,
     )
 
 
@@ -83,13 +99,14 @@ def check_login(account: Account, password: str, settings: Settings) -> list[str
     """Log in to POP3 and AUTH to SMTP (then QUIT both); the combined log on success."""
     pop3_log = Transcript("pochta.pop3")
     smtp_log = Transcript("pochta.smtp")
+    limit = LOGIN_TIME_LIMIT * settings.mail_timeout
     try:
-        with pop3_client(account, settings, pop3_log) as pop:
+        with pop3_client(account, settings, pop3_log, limit=limit) as pop:
             pop.login(account.username, password)
     except MailError as exc:
         raise _failure(exc, "POP3", account.pop3, pop3_log.lines()) from exc
     try:
-        with smtp_client(account, settings, smtp_log) as smtp:
+        with smtp_client(account, settings, smtp_log, limit=limit) as smtp:
             smtp.login(account.username, password)
     except MailError as exc:
         raise _failure(exc, "SMTP", account.smtp, pop3_log.lines() + smtp_log.lines()) from exc
@@ -101,8 +118,9 @@ def send(
 ) -> tuple[SendResult, list[str]]:
     """Send one message; the per-recipient result and the log."""
     transcript = Transcript("pochta.smtp")
+    limit = SEND_TIME_LIMIT * settings.mail_timeout
     try:
-        with smtp_client(account, settings, transcript) as smtp:
+        with smtp_client(account, settings, transcript, limit=limit) as smtp:
             smtp.login(account.username, password)
             result = smtp.send(
                 message.envelope_from,
@@ -123,15 +141,8 @@ def fetch_request(account: Account, password: str, settings: Settings) -> FetchR
     context = tls_context(settings)
 
     def connect(transcript: Transcript) -> POP3Client:
-        client = POP3Client(
-            account.pop3.host,
-            account.pop3.port,
-            security=account.pop3.security,
-            tls_context=context,
-            timeout=settings.mail_timeout,
-            transcript=transcript,
-            max_message_bytes=settings.max_message_bytes,
-        )
+        # No time limit: a fetch runs in the background, its progress in view.
+        client = pop3_client(account, settings, transcript, context=context)
         client.connect()
         try:
             client.login(account.username, password)
