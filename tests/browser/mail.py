@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import struct
 import zlib
-from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -136,10 +135,17 @@ def html_with_remote_image(image_url: str, trap_url: str, to: str = ALICE) -> by
     return message.as_bytes(policy=WIRE)
 
 
-@dataclass(frozen=True)
-class Seed:
-    """What a test delivered, by subject."""
+LONG_SUBJECT = "Minutes of the mail protocols seminar"
 
-    plain: str = PLAIN_SUBJECT
-    pdf: str = PDF_SUBJECT
-    html: str = HTML_SUBJECT
+
+def long_html(to: str = ALICE) -> bytes:
+    """HTML far taller than the body's frame, with nothing in it to focus (no links)."""
+    message = _base(f"Bob <{BOB}>", to, LONG_SUBJECT, _when(5, 17, 0), "minutes")
+    items = "".join(
+        f"<h2>Item {n}</h2><p>Discussion of point {n}: SMTP, POP3 and TLS.</p>\n"
+        for n in range(1, 61)
+    )
+    message.set_content("Minutes: see the HTML part.\n")
+    message.add_alternative(f"<!DOCTYPE html>\n<html><body>\n{items}</body></html>\n",
+                            subtype="html")
+    return message.as_bytes(policy=WIRE)

@@ -8,10 +8,12 @@ with Playwright's auto-waiting assertions, never with sleeps.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Frame, Locator, Page, expect
 
+from tests.browser import mail
 from tests.support.realservers import RealServers
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -74,7 +76,7 @@ def get_mail(page: Page, new: int) -> None:
     wait_for_fetch(page, new)
 
 
-def message_link(page: Page, subject: str):
+def message_link(page: Page, subject: str) -> Locator:
     """The inbox row's link to the message with this subject."""
     return page.locator("table.messages").get_by_role("link", name=subject, exact=True)
 
@@ -82,6 +84,16 @@ def message_link(page: Page, subject: str):
 def open_message(page: Page, subject: str) -> None:
     message_link(page, subject).click()
     expect(page.get_by_role("heading", level=1, name=subject)).to_be_visible()
+
+
+def body_frame(page: Page) -> Frame:
+    """The frame of the sanitized HTML body on a message page, once it has loaded."""
+    expect(page.locator("iframe.html-body")).to_be_visible()
+    handle = page.locator("iframe.html-body").element_handle()
+    frame = handle.content_frame() if handle else None
+    assert frame is not None
+    frame.wait_for_load_state("load")
+    return frame
 
 
 def save_screenshot(page: Page, name: str) -> Path:
@@ -143,3 +155,153 @@ def tab_to(page: Page, text: str, *, limit: int = 60, backwards: bool = False) -
         if info["text"] == text:
             return info
     raise AssertionError(f"{limit} presses of {key} never reached {text!r}")
+
+
+def fill_mailbox(
+    page: Page, servers: RealServers, recorder_url: Callable[[str], str]
+) -> dict[str, str]:
+    """Alice's mailbox holds the three test messages; log in and get them. The URL of each
+    message page, by subject. `recorder_url(path)` gives the remote image's address."""
+    servers.clear(mail.ALICE)
+    servers.deliver_many(mail.ALICE, [
+        mail.plain_cyrillic(),
+        mail.with_pdf(),
+        mail.html_with_remote_image(recorder_url("/banner.png"), recorder_url("/trap")),
+    ])
+    log_in(page, servers, mail.ALICE)
+    get_mail(page, new=3)
+    subjects = (mail.PLAIN_SUBJECT, mail.PDF_SUBJECT, mail.HTML_SUBJECT)
+    return {s: message_link(page, s).get_attribute("href") or "" for s in subjects}
+
+
+def assert_fits_and_usable(page: Page, *controls: Locator) -> None:
+    """No sideways scrolling, and each control is visible, inside the window's width and
+    would take a click (not covered by anything)."""
+    assert horizontal_overflow(page) <= 0, (
+        f"{page.url} is {horizontal_overflow(page)} px wider than the window: {wide_elements(page)}"
+    )
+    width = page.viewport_size["width"] if page.viewport_size else 0
+    for control in controls:
+        expect(control).to_be_visible()
+        control.click(trial=True)
+        box = control.bounding_box()
+        assert box is not None
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width + 0.5, (
+            f"{control} sticks out of the {width} px window: {box}"
+        )
+
+
+def wide_elements(page: Page) -> list[str]:
+    """The elements that reach past the window's right edge (for failure messages)."""
+    return page.evaluate(
+        """() => [...document.querySelectorAll("body *")]
+            .filter(el => el.getBoundingClientRect().right > window.innerWidth + 0.5)
+            .slice(0, 8)
+            .map(el => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "")
+                 + (el.className && typeof el.className === "string"
+                    ? "." + el.className.trim().split(/\\s+/).join(".") : ""))"""
+    )
+
+
+UNLABELLED = """() => [...document.querySelectorAll("input, select, textarea")]
+    .filter(el => el.type !== "hidden")
+    .filter(el => !(el.labels && el.labels.length) && !el.getAttribute("aria-label")
+                  && !el.getAttribute("aria-labelledby"))
+    .map(el => el.outerHTML)"""
+
+
+def unlabelled_fields(page: Page) -> list[str]:
+    """Form fields that no label, aria-label or aria-labelledby names."""
+    return page.evaluate(UNLABELLED)
+
+
+MARK_FOCUSED = """() => {
+    const el = document.activeElement;
+    if (!el || el === document.body || el === document.documentElement) return null;
+    const first = !el.hasAttribute("data-test-tabbed");
+    el.setAttribute("data-test-tabbed", "");
+    return first;
+}"""
+
+UNREACHED = """() => {
+    const selector = 'a[href], button, input:not([type=hidden]), select, textarea, summary,'
+        + ' [tabindex]:not([tabindex="-1"])';
+    // checkVisibility() also hides what a closed <details> holds.
+    const shown = el => el.checkVisibility({visibilityProperty: true}) && !el.closest("[inert]");
+    const reachedRadio = name => document.querySelector(
+        `input[type=radio][name="${name}"][data-test-tabbed]`);
+    return [...document.querySelectorAll(selector)]
+        .filter(el => shown(el) && !el.disabled && !el.hasAttribute("data-test-tabbed"))
+        .filter(el => !(el.type === "radio" && reachedRadio(el.name)))
+        .map(el => el.outerHTML.slice(0, 160));
+}"""
+
+
+def assert_every_control_reachable_by_tab(page: Page, limit: int = 150) -> int:
+    """Tab through the whole page, around from its end to its top, until a control comes
+    round again: every visible control must have had the focus, each with a visible focus
+    indicator. How many Tab stops there are."""
+    stops = 0
+    outside = 0
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        info = focused(page)
+        if info is None:  # past the last control: the focus left the document
+            outside += 1
+            if outside > 2:
+                break
+            continue
+        outside = 0
+        assert has_focus_ring(info), f"no visible focus indicator on {info} at {page.url}"
+        if not page.evaluate(MARK_FOCUSED):
+            break  # around again
+        stops += 1
+    unreached = page.evaluate(UNREACHED)
+    assert not unreached, f"never reached with Tab on {page.url}: {unreached}"
+    return stops
+
+
+FOCUS_COLOURS = """() => {
+    const el = document.activeElement;
+    if (!el || el === document.body) return null;
+    let behind = el.parentElement;
+    while (behind) {
+        const bg = getComputedStyle(behind).backgroundColor;
+        if (bg && bg !== "transparent" && !bg.startsWith("rgba(0, 0, 0, 0)")) {
+            return {ring: getComputedStyle(el).outlineColor, behind: bg,
+                    text: (el.innerText || el.id || el.tagName).trim().slice(0, 40)};
+        }
+        behind = behind.parentElement;
+    }
+    return {ring: getComputedStyle(el).outlineColor, behind: "rgb(255, 255, 255)",
+            text: (el.innerText || el.id || el.tagName).trim().slice(0, 40)};
+}"""
+
+
+def _luminance(css_colour: str) -> float:
+    red, green, blue = (int(x) for x in re.findall(r"\d+", css_colour)[:3])
+
+    def linear(channel: int) -> float:
+        c = channel / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * linear(red) + 0.7152 * linear(green) + 0.0722 * linear(blue)
+
+
+def contrast(first: str, second: str) -> float:
+    """The WCAG contrast ratio of two CSS rgb() colours."""
+    high, low = sorted((_luminance(first), _luminance(second)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def focus_ring_contrasts(page: Page, presses: int) -> list[tuple[str, float]]:
+    """For the next `presses` Tab stops: each control and the contrast of its focus outline
+    against the background it is drawn on."""
+    found = []
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        colours = page.evaluate(FOCUS_COLOURS)
+        if colours is None:
+            break
+        found.append((colours["text"], round(contrast(colours["ring"], colours["behind"]), 2)))
+    return found

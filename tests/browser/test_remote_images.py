@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Frame, Page, expect
 
 from tests.browser import mail
-from tests.browser.pages import get_mail, log_in, open_message
+from tests.browser.pages import body_frame, get_mail, log_in, open_message
 from tests.browser.recorder import RecordingServer
 from tests.support.realservers import RealServers
 
@@ -22,11 +22,8 @@ BANNER = "/banner.png"
 TRAP = "/trap"
 
 
-def body_frame(page: Page):
-    """The sanitized body's frame, once it has finished loading."""
-    expect(page.locator("iframe.html-body")).to_be_visible()
-    frame = next(f for f in page.frames if re.search(r"/message/[^/]+/body", f.url))
-    frame.wait_for_load_state("load")
+def loaded_body(page: Page) -> Frame:
+    frame = body_frame(page)
     expect(frame.get_by_role("heading", name="Networking Weekly")).to_be_visible()
     return frame
 
@@ -43,7 +40,7 @@ def test_remote_image_loads_only_after_show_images_and_scripts_never_run(
         get_mail(page, new=1)
         open_message(page, mail.HTML_SUBJECT)
 
-        frame = body_frame(page)
+        frame = loaded_body(page)
         expect(page.get_by_role("status")).to_contain_text(
             "1 remote image was blocked to protect your privacy."
         )
@@ -55,7 +52,7 @@ def test_remote_image_loads_only_after_show_images_and_scripts_never_run(
 
         page.get_by_role("link", name="Show images").click()
         expect(page.get_by_text("Remote images are shown.")).to_be_visible()
-        frame = body_frame(page)
+        frame = loaded_body(page)
         banner = frame.get_by_role("img", name="Weekly banner")
         expect(banner).to_be_visible()
         recorder.wait_for(BANNER)
@@ -71,6 +68,6 @@ def test_remote_image_loads_only_after_show_images_and_scripts_never_run(
         recorder.wait_for(BANNER, count=2)
 
         page.get_by_role("link", name="Hide images").click()
-        body_frame(page)
+        loaded_body(page)
         expect(page.get_by_role("link", name="Show images")).to_be_visible()
         assert recorder.requests == [BANNER, BANNER], "a script or handler of the mail ran"
