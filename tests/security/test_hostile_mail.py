@@ -66,7 +66,7 @@ def part(*headers: str, body: bytes | str) -> bytes:
     return "\r\n".join(headers).encode() + b"\r\n\r\n" + data
 
 
-# -- 1. HTML mail: a corpus of XSS payloads ---------------------------------------------------
+# -- 1. HTML mail: a corpus of XSS payloads -----------------------------------------------------
 
 XSS = {
     "script": "<script>alert(1)</script>",
@@ -300,7 +300,7 @@ def test_embedded_images_are_ours_and_raster_only(app: Flask, logged_in: FlaskCl
     assert "svg" not in document.lower()
 
 
-# -- 2. markup in headers and names is text on every page -------------------------------------
+# -- 2. markup in headers and names is text on every page ---------------------------------------
 
 def encoded(text: str) -> str:
     return f"=?utf-8?b?{base64.b64encode(text.encode()).decode()}?="
@@ -402,7 +402,7 @@ def test_markup_in_server_words_is_text_on_the_log_and_login_pages(
         assert text.headers.get("X-Content-Type-Options") == "nosniff"
 
 
-# -- 3. attachments are downloads, never pages of our origin ----------------------------------
+# -- 3. attachments are downloads, never pages of our origin ------------------------------------
 
 ATTACHMENTS = {
     "page.html": ("text/html", b"<script>alert(document.cookie)</script>"),
@@ -509,7 +509,7 @@ def test_raw_source_of_an_html_message_is_plain_text(corpus: Site) -> None:
     assert directives.get("default-src") == ["'none'"] and "sandbox" in directives
 
 
-# -- 4. malformed MIME -------------------------------------------------------------------------
+# -- 4. malformed MIME --------------------------------------------------------------------------
 
 def nested(depth: int) -> bytes:
     """A message whose text sits `depth` multiparts deep."""

@@ -196,7 +196,7 @@ def test_line_break_in_a_file_name_never_reaches_a_header(wire: Wire,
     assert "x-injected" not in header_names(message)
 
 
-# -- what is accepted goes out with no injected header or command ----------------------------------
+# -- what is accepted goes out with no injected header or command -------------------------------
 
 def last_session(wire: Wire) -> tuple[list[bytes], bytes]:
     commands, data = wire.sessions()[-1]
@@ -258,7 +258,7 @@ def test_quotes_and_semicolons_in_a_file_name_stay_one_parameter(wire: Wire) -> 
     assert "x-injected" not in header_names(message)
 
 
-# -- the login fields reach POP3 and SMTP command lines ------------------------------------------
+# -- the login fields reach POP3 and SMTP command lines -----------------------------------------
 
 @pytest.mark.parametrize("field", ["username", "password"])
 def test_line_break_in_login_credentials_never_reaches_the_server(
