@@ -32,7 +32,8 @@ from app.mail.security import Security
 from app.mail.session import Session
 from app.mail.transcript import REDACTED, Transcript, data_summary, printable
 
-MAX_LISTING_BYTES = 64 * 1024 * 1024
+MAX_CAPA_BYTES = 64 * 1024
+MAX_LISTING_BYTES = 16 * 1024 * 1024  # LIST/UIDL of about half a million messages
 DEFAULT_WINDOW = 64
 _RESPONSE_CODE = re.compile(r"^\[([A-Z0-9/-]+)\]")
 _APOP_TIMESTAMP = re.compile(r"<[^<>\s]+@[^<>\s]+>")
@@ -163,10 +164,10 @@ class POP3Client(Session):
     def _multiline(self, sink: BinaryIO, limit: int) -> int:
         return self._require_wire().read_multiline(sink, limit)
 
-    def _listing(self) -> list[str]:
+    def _listing(self, limit: int = MAX_LISTING_BYTES) -> list[str]:
         """A multiline listing (CAPA, LIST, UIDL) as text lines, logged up to a point."""
         buffer = io.BytesIO()
-        self._multiline(buffer, MAX_LISTING_BYTES)
+        self._multiline(buffer, limit)
         lines = buffer.getvalue().decode("utf-8", "replace").splitlines()
         shown = self.transcript.listing_lines
         for line in lines[:shown]:
@@ -185,7 +186,7 @@ class POP3Client(Session):
             self.capabilities = Capabilities(known=False)
             return self.capabilities
         names: dict[str, tuple[str, ...]] = {}
-        for line in self._listing():
+        for line in self._listing(MAX_CAPA_BYTES):
             parts = line.split()
             if parts:
                 names[parts[0].upper()] = tuple(parts[1:])

@@ -25,6 +25,9 @@ from app.mail.errors import (
 from app.mail.framing import scan_multiline
 
 RECV_SIZE = 256 * 1024
+# A multiline answer may take as long as the timeout plus one second per KiB received so far:
+# a slow link passes, a server trickling a line at a time to keep a worker busy does not.
+MIN_RATE = 1024
 
 
 def _tls_error(host: str, exc: ssl.SSLError) -> TLSFailed:
@@ -131,7 +134,9 @@ class Wire:
         """How long the next wait may take: the per-wait timeout or what is left of the
         line's time, and never past the connection's deadline."""
         now = time.monotonic()
-        budget = self.timeout if line_deadline is None else line_deadline - now
+        budget = self.timeout
+        if line_deadline is not None:
+            budget = min(budget, line_deadline - now)
         if self.deadline is not None:
             budget = min(budget, self.deadline - now)
         if budget <= 0:
@@ -189,9 +194,11 @@ class Wire:
         """Stream a dot-terminated body into `sink`, unstuffed; return its size in bytes.
 
         More than `limit` bytes is an error, and the connection is then unusable (the rest of
-        the body is still on the way), so it is marked broken.
+        the body is still on the way), so it is marked broken. The body must keep coming at
+        MIN_RATE on average after the first `timeout`.
         """
         size = 0
+        started = time.monotonic()
         while True:
             scanned = scan_multiline(self._buffer)
             if scanned.consumed:
@@ -207,7 +214,8 @@ class Wire:
             if len(self._buffer) > max(self.max_line, limit - size):
                 self.broken = True
                 raise MessageTooLarge(f"{self.host} sent more than {limit} bytes")
-            self._fill(None)
+            received = size + len(self._buffer)
+            self._fill(started + self.timeout + received / MIN_RATE)
 
     # -- writing -----------------------------------------------------------------------
 

@@ -396,9 +396,10 @@ def test_connecting_twice_is_refused_instead_of_leaking_the_first_socket():
 
 
 def test_time_limit_bounds_a_server_that_answers_just_in_time():
-    """Each line comes well within the per-read timeout, but the listing never ends: the
-    session's time limit stops it."""
-    drip = [step for n in range(1, 40) for step in (Pause(0.1), Send(b"%d uid%d\r\n" % (n, n)))]
+    """Each line comes well within the per-read timeout and fast enough in bytes, but the
+    listing never ends: the session's time limit stops it."""
+    line = b"%d " + b"u" * 2000 + b"\r\n"
+    drip = [step for n in range(1, 40) for step in (Pause(0.1), Send(line % n))]
     script = session(Expect(b"UIDL"), Send(b"+OK\r\n"), *drip)
     with ScriptedServer(script) as server:
         pop = client(server, timeout=1.0, time_limit=1.5)
@@ -409,3 +410,26 @@ def test_time_limit_bounds_a_server_that_answers_just_in_time():
         elapsed = time.monotonic() - started
         pop.close()
     assert elapsed < 2.0
+
+
+def test_capa_answer_is_capped_far_below_a_mailbox_listing():
+    filler = (b"X-FILLER " + b"y" * 60 + b"\r\n") * 2000
+    script = [GREETING, Expect(b"CAPA"), Send(b"+OK\r\n" + filler), Pause(0.5)]
+    with ScriptedServer(script) as server, pytest.raises(MessageTooLarge):
+        client(server).connect()
+
+
+def test_listing_trickled_a_line_at_a_time_is_cut_off():
+    """No single wait reaches the timeout, but the answer crawls: after the timeout the
+    body must keep coming at the minimum rate."""
+    drip = [step for n in range(1, 40) for step in (Pause(0.3), Send(b"%d u%d\r\n" % (n, n)))]
+    script = session(Expect(b"UIDL"), Send(b"+OK\r\n"), *drip)
+    with ScriptedServer(script) as server:
+        pop = client(server, timeout=1.0)
+        pop.connect()
+        started = time.monotonic()
+        with pytest.raises(MailTimeout):
+            pop.uidl()
+        elapsed = time.monotonic() - started
+        pop.close()
+    assert 1.0 <= elapsed < 2.5
