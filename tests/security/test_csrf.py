@@ -21,7 +21,8 @@ from tests.security.conftest import inbox_messages, only_message
 from tests.web.conftest import app_config, csrf_token, log_in, login_data, post_form
 
 # Routes known to change state; the enumeration must find at least these.
-KNOWN_POST_ROUTES = {"/login", "/logout", "/fetch", "/message/<message_id>/delete", "/compose"}
+KNOWN_POST_ROUTES = {"/login", "/logout", "/fetch", "/message/<message_id>/delete", "/compose",
+                     "/language"}
 
 
 def post_rules(app: Flask) -> list[Rule]:
@@ -50,6 +51,8 @@ def form_for(rule: Rule, server: DemoMailServer) -> dict[str, object]:
         return login_data(server, "bob")
     if rule.rule == "/compose":
         return {"to": server.address("bob"), "subject": "forged", "body": "forged"}
+    if rule.rule == "/language":
+        return {"lang": "ru", "next": "/inbox"}
     return {}
 
 
@@ -111,6 +114,7 @@ def test_refused_requests_changed_nothing(app: Flask, client: FlaskClient,
     page = client.get("/log").get_data(as_text=True)
     assert page.count("log-record") == logged
     assert mail_server.address("alice") in page
+    assert '<html lang="en">' in page  # the language was not switched either
 
 
 def test_a_valid_token_is_what_makes_the_difference(app: Flask, client: FlaskClient,
