@@ -8,6 +8,7 @@ Forwarded headers are left to the app (POCHTA_TRUST_PROXY), never trusted by def
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 
@@ -37,3 +38,13 @@ loglevel = os.environ.get("POCHTA_LOG_LEVEL", "info")
 # The path without the query string: search terms are the user's business, not the log's.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms "%(a)s"'
 wsgi_app = "app:create_app()"
+# No control socket: every instance would share $HOME/.gunicorn/gunicorn.ctl (a demo beside a
+# served instance would fight over it), and nothing here uses it.
+control_socket_disable = True
+
+
+def post_worker_init(worker: object) -> None:
+    """Ignore SIGINT in workers: a terminal's Ctrl-C reaches them as well as the master,
+    which passes it on as SIGQUIT, and a second quit signal can deadlock a gthread worker's
+    shutdown (it re-enters its thread pool's shutdown)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -20,7 +20,7 @@ from types import FrameType
 from app.demo.seed import seed_demo_mail
 from app.demo.server import DemoMailServer
 from app.mail.security import Security
-from app.serving import start_gunicorn
+from app.serving import start_gunicorn, stop_gunicorn
 
 
 @dataclass(frozen=True)
@@ -111,12 +111,7 @@ def run_demo(options: DemoOptions) -> int:
         return 0
     finally:
         signal.signal(signal.SIGTERM, previous)
-        if web is not None and web.poll() is None:
-            web.terminate()
-            try:
-                web.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                web.kill()
-                web.wait()
+        if web is not None:
+            stop_gunicorn(web)
         server.stop()
         print("Pochta demo stopped.", flush=True)

@@ -13,6 +13,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from app.fetch.policy import Progress, fetch_new
 from app.fetch.store_destination import MailboxDestination
@@ -68,6 +69,7 @@ def _heartbeat(store: Store, job_id: str, stop: threading.Event) -> None:
 def run_job(store: Store, job_id: str, request: FetchRequest) -> None:
     """Run one fetch to its end and record the outcome; never raises."""
     transcript = Transcript("pochta.pop3")
+    started = datetime.now(UTC)
     stop = threading.Event()
     beat = threading.Thread(
         target=_heartbeat, args=(store, job_id, stop), name=f"beat-{job_id}", daemon=True
@@ -105,6 +107,8 @@ def run_job(store: Store, job_id: str, request: FetchRequest) -> None:
     finally:
         stop.set()
         try:
-            store.save_log(request.account, "fetch", transcript.lines(), ok=ok)
+            store.save_log(
+                request.account, "fetch", transcript.lines(), ok=ok, started_at=started
+            )
         except Exception:
             log.exception("could not save the log of fetch job %s", job_id)

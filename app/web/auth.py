@@ -9,6 +9,8 @@ slow.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from flask import (
     Blueprint,
     Response,
@@ -102,6 +104,7 @@ def login() -> Response | str | tuple[str, int]:
         elif _too_many_failures(account.key):
             abort(429)
         else:
+            started = datetime.now(UTC)
             try:
                 log = check_login(account, form.password.data, settings)
             except MailOperationFailed as failure:
@@ -110,7 +113,7 @@ def login() -> Response | str | tuple[str, int]:
             else:
                 sign_in(account, form.password.data)
                 get_store().clear_login_failures(_limit_keys(account.key)[1])
-                get_store().save_log(account.key, "login", log, ok=True)
+                get_store().save_log(account.key, "login", log, ok=True, started_at=started)
                 return redirect(target, 303)
     page = render_template("login.html", form=form, error=error, log=log, next=target)
     if form.errors:

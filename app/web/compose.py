@@ -22,6 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from flask import (
     Blueprint,
@@ -142,15 +143,16 @@ def _submit(
     except ComposeProblem as problem:
         outcome.error = str(problem)
         return _page(form, files, outcome, original), 400
+    started = datetime.now(UTC)
     try:
         result, log = send(account, password(), settings, outgoing)
     except MailOperationFailed as failure:
-        get_store().save_log(account.key, "send", failure.log, ok=False)
+        get_store().save_log(account.key, "send", failure.log, ok=False, started_at=started)
         outcome.error, outcome.log = failure.message, failure.log
         if failure.refused:
             outcome.refused = _refusals(failure.refused, _shown_names(form))
         return _page(form, files, outcome, original), 502
-    get_store().save_log(account.key, "send", log, ok=True)
+    get_store().save_log(account.key, "send", log, ok=True, started_at=started)
     stash.discard(k.token for k in files)
     _report(result, _shown_names(form))
     return redirect(url_for("inbox.inbox"), 303)

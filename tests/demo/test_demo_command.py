@@ -362,11 +362,6 @@ def test_pochta_demo_serves_logs_in_stops_on_sigint_and_keeps_its_mail(tmp_path)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "app/demo/command.py run_demo(): when gunicorn has not stopped 15 s after SIGTERM it "
-    "kills only gunicorn's master (web.kill()), so a worker that is still running is "
-    "orphaned and keeps the web port open; gunicorn 27.0.1's gthread worker deadlocks this "
-    "way now and then on Ctrl-C (SIGINT from the terminal plus SIGQUIT from its master)"))
 def test_a_worker_that_will_not_stop_is_not_left_behind(tmp_path):
     web, smtp, pop3 = free_ports(3)
     with pochta_demo(tmp_path / "pochta-demo", web, smtp, pop3) as demo:

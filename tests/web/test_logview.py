@@ -38,3 +38,15 @@ def test_server_words_in_the_log_are_escaped(logged_in, mail_server, app):
                                             ok=True)
     html = logged_in.get("/log").get_data(as_text=True)
     assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html
+
+
+def test_a_log_is_dated_when_its_operation_started(logged_in, mail_server, app):
+    from datetime import datetime
+
+    from app.store import AccountKey
+
+    key = AccountKey("localhost", mail_server.pop3_port, "alice")
+    (record,) = app.extensions["pochta.store"].recent_logs(key)
+    first_line = datetime.strptime(record.lines[0][:23], "%Y-%m-%d %H:%M:%S.%f").astimezone()
+    last_line = datetime.strptime(record.lines[-1][:23], "%Y-%m-%d %H:%M:%S.%f").astimezone()
+    assert record.started_at <= first_line < last_line
