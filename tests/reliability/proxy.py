@@ -6,7 +6,8 @@ the sign), while DELEs are answered, after QUIT reached the server. The proxy re
 client's commands (plaintext POP3) and counts the server's bytes; when its `Trap` springs it
 either *holds* the connection (forwards nothing more either way, so the test can kill the
 worker at that moment) or *cuts* it (closes both sides, as a broken network would).
-After the trap has sprung once, later connections pass through untouched.
+Only connections opened after `arm()` carry the trap (a login check passes untouched), and
+after it has sprung once, later connections pass through untouched again.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from dataclasses import dataclass
 
 HOST = "127.0.0.1"
@@ -43,9 +45,9 @@ class Trap:
 class FaultProxy:
     """Listens on 127.0.0.1; every connection is relayed to `target`, subject to `trap`."""
 
-    def __init__(self, target: tuple[str, int], trap: Trap | None = None):
+    def __init__(self, target: tuple[str, int]):
         self.target = target
-        self.trap = trap
+        self.trap: Trap | None = None
         self.sprung = threading.Event()
         self.client_ports: list[int] = []  # the app's side of each relayed connection
         self.trapped_client_port: int | None = None
@@ -56,7 +58,23 @@ class FaultProxy:
         self.port = self._listener.getsockname()[1]
         self._sockets: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
+        self.links: list[_Link] = []
         self._spawn(self._accept_loop)
+
+    def arm(self, trap: Trap) -> None:
+        """Set the trap for the next connections."""
+        self.trap = trap
+
+    def wait_until_idle(self, timeout: float) -> bool:
+        """Wait until at least one connection was relayed and every one has ended."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                links = list(self.links)
+            if links and all(link.closed.is_set() for link in links):
+                return True
+            time.sleep(0.05)
+        return False
 
     def _spawn(self, target: object, *args: object) -> None:
         thread = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
@@ -105,6 +123,8 @@ class FaultProxy:
                 self.client_ports.append(address[1])
             armed = self.trap is not None and not self.sprung.is_set()
             link = _Link(self, client, server, address[1], self.trap if armed else None)
+            with self._lock:
+                self.links.append(link)
             self._spawn(link.client_to_server)
             self._spawn(link.server_to_client)
 
