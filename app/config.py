@@ -43,6 +43,7 @@ class Settings:
     trust_proxy: int = 0
     secure_cookies: bool = False
     session_idle_seconds: int = 2 * 3600
+    fetch_stale_seconds: float = 30.0
 
     @property
     def max_upload_bytes(self) -> int:
@@ -67,6 +68,19 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
         raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not value >= minimum:  # also refuses nan
+        raise ConfigError(f"{name} must be at least {minimum:g} seconds, not {raw}")
     return value
 
 
@@ -132,4 +146,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         trust_proxy=trust_proxy,
         secure_cookies=_flag(env, "POCHTA_SECURE_COOKIES", default=trust_proxy > 0),
         session_idle_seconds=60 * _int(env, "POCHTA_SESSION_IDLE_MINUTES", 120),
+        fetch_stale_seconds=_seconds(env, "POCHTA_FETCH_STALE_SECONDS", 30.0, minimum=2.0),
     )

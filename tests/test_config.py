@@ -43,3 +43,10 @@ def test_values_are_read_and_typed(tmp_path):
 def test_bad_values_name_the_variable(name, value):
     with pytest.raises(ConfigError, match=name):
         load_settings({name: value})
+
+
+def test_fetch_stale_window_takes_fractions_and_refuses_nonsense():
+    assert load_settings({"POCHTA_FETCH_STALE_SECONDS": "3.5"}).fetch_stale_seconds == 3.5
+    for bad in ("1", "nan", "soon"):
+        with pytest.raises(ConfigError, match="POCHTA_FETCH_STALE_SECONDS"):
+            load_settings({"POCHTA_FETCH_STALE_SECONDS": bad})

@@ -25,8 +25,8 @@ from app.store import AccountKey, Store
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 5.0
 STALE_AFTER_SECONDS = 30.0
+BEATS_PER_STALE_PERIOD = 6  # a job is declared dead only after several missed heartbeats
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,12 @@ class FetchRequest:
     max_message_bytes: int
     describe: Callable[[MailError], str]
     say: Callable[[str], str] = str
+    stale_after: float = STALE_AFTER_SECONDS
 
 
 def start_fetch(store: Store, request: FetchRequest) -> tuple[str, bool]:
     """(job id, started?): a new job in a background thread, or the one already running."""
-    job_id, created = store.start_job(request.account, stale_after=STALE_AFTER_SECONDS)
+    job_id, created = store.start_job(request.account, stale_after=request.stale_after)
     if created:
         thread = threading.Thread(
             target=run_job, args=(store, job_id, request), name=f"fetch-{job_id}", daemon=True
@@ -57,8 +58,8 @@ def start_fetch(store: Store, request: FetchRequest) -> tuple[str, bool]:
     return job_id, created
 
 
-def _heartbeat(store: Store, job_id: str, stop: threading.Event) -> None:
-    while not stop.wait(HEARTBEAT_SECONDS):
+def _heartbeat(store: Store, job_id: str, stop: threading.Event, every: float) -> None:
+    while not stop.wait(every):
         try:
             if not store.heartbeat(job_id):
                 return
@@ -72,7 +73,10 @@ def run_job(store: Store, job_id: str, request: FetchRequest) -> None:
     started = datetime.now(UTC)
     stop = threading.Event()
     beat = threading.Thread(
-        target=_heartbeat, args=(store, job_id, stop), name=f"beat-{job_id}", daemon=True
+        target=_heartbeat,
+        args=(store, job_id, stop, request.stale_after / BEATS_PER_STALE_PERIOD),
+        name=f"beat-{job_id}",
+        daemon=True,
     )
     beat.start()
     ok = False

@@ -36,7 +36,8 @@ def start() -> Response | tuple[Response, int]:
 def progress(job_id: str) -> Response:
     account = current_account()
     assert account is not None
-    job = get_store().get_job(account.key, job_id)
+    stale_after = current_app.config["SETTINGS"].fetch_stale_seconds
+    job = get_store().get_job(account.key, job_id, stale_after=stale_after)
     if job is None:
         abort(404)
     return jsonify(job.as_json())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, current_app, render_template, request
 
 from app.store import MAX_PER_PAGE
 from app.web.accounts import current_account, login_required
@@ -29,7 +29,8 @@ def inbox() -> str:
     query = request.args.get("q", "").strip()[:MAX_QUERY_CHARS]
     page = mailbox.page(_page_number(), min(PER_PAGE, MAX_PER_PAGE), query or None)
     job_id = request.args.get("job", "")
-    job = store.get_job(account.key, job_id) if job_id else None
+    stale_after = current_app.config["SETTINGS"].fetch_stale_seconds
+    job = store.get_job(account.key, job_id, stale_after=stale_after) if job_id else None
     return render_template(
         "inbox.html",
         page=page,

@@ -174,4 +174,5 @@ def fetch_request(account: Account, password: str, settings: Settings) -> FetchR
         max_message_bytes=settings.max_message_bytes,
         describe=describe_error,
         say=say_in_locale,
+        stale_after=settings.fetch_stale_seconds,
     )

@@ -85,3 +85,24 @@ def test_fetch_is_not_a_get(logged_in):
 
 def test_fetch_without_csrf_is_refused(logged_in):
     assert logged_in.post("/fetch").status_code == 400
+
+
+def test_a_job_whose_worker_died_reads_as_failed_and_a_new_fetch_can_start(
+    tmp_path, mail_server
+):
+    import time
+
+    from app import create_app
+    from tests.web.conftest import app_config
+
+    app = create_app(app_config(tmp_path, mail_server, POCHTA_FETCH_STALE_SECONDS="2"))
+    client = app.test_client()
+    log_in(client, mail_server)
+    store = app.extensions["pochta.store"]
+    key = AccountKey("localhost", mail_server.pop3_port, "alice")
+    orphan, _ = store.start_job(key, stale_after=2)  # its worker never beats: it was killed
+    time.sleep(2.2)
+    state = client.get(f"/fetch/{orphan}").get_json()
+    assert state["state"] == "failed" and state["error"]
+    assert fetch_and_wait(client)["state"] == "done"
+    store.close()
