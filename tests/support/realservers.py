@@ -255,11 +255,15 @@ def unavailable_reason() -> str | None:
 # --- start --------------------------------------------------------------------------------
 
 
-def start_servers(workdir: Path, base_port: int | None = None) -> RunningServers:
+def start_servers(
+    workdir: Path, base_port: int | None = None, users: Mapping[str, str] | None = None
+) -> RunningServers:
     """Start Dovecot and Postfix with all their files in `workdir`; return once all ports greet.
 
-    The ports are base_port .. base_port+5 when given, else free ones picked by the kernel. On
-    failure whatever started is stopped and ServerSetupError carries the logs' tails.
+    The ports are base_port .. base_port+5 when given, else free ones picked by the kernel.
+    `users` (address → password, addresses at DOMAIN) replaces the default USERS, say for a
+    second instance with many accounts. On failure whatever started is stopped and
+    ServerSetupError carries the logs' tails.
     """
     reason = unavailable_reason()
     if reason:
@@ -272,7 +276,7 @@ def start_servers(workdir: Path, base_port: int | None = None) -> RunningServers
         else:
             ports = _free_ports(len(_PORT_NAMES))
         try:
-            return _start(layout, dict(zip(_PORT_NAMES, ports, strict=True)))
+            return _start(layout, dict(zip(_PORT_NAMES, ports, strict=True)), users or USERS)
         except ServerSetupError:
             stop_servers(layout.workdir)
             # Another process may have taken a free port between our probe and the bind.
@@ -281,14 +285,16 @@ def start_servers(workdir: Path, base_port: int | None = None) -> RunningServers
     raise AssertionError("unreachable")
 
 
-def _start(layout: _Layout, ports: dict[str, int]) -> RunningServers:
+def _start(
+    layout: _Layout, ports: dict[str, int], users: Mapping[str, str] = USERS
+) -> RunningServers:
     from app.demo.certs import make_certificates
 
     stop_servers(layout.workdir)  # an instance left running in the same directory
     _prepare_workdir(layout)
     certs = make_certificates(layout.certs, ("localhost", HOST))
     servers = RealServers(
-        host=HOST, domain=DOMAIN, ca_file=certs.ca_cert, users=USERS,
+        host=HOST, domain=DOMAIN, ca_file=certs.ca_cert, users=MappingProxyType(dict(users)),
         workdir=layout.workdir, **ports,
     )
     mail = pwd.getpwnam(MAIL_USER)
@@ -316,9 +322,9 @@ def _start(layout: _Layout, ports: dict[str, int]) -> RunningServers:
         "postfix_log": layout.postfix_log,
         "message_size_limit": MESSAGE_SIZE_LIMIT,
     }
-    _write_dovecot_files(layout, names)
-    _write_postfix_files(layout, names)
-    _make_maildirs(layout, mail)
+    _write_dovecot_files(layout, names, users)
+    _write_postfix_files(layout, names, users)
+    _make_maildirs(layout, mail, users)
     layout.state.write_text(json.dumps(describe(servers), indent=2, ensure_ascii=False) + "\n")
 
     _start_dovecot(layout)
@@ -366,7 +372,9 @@ def _render(template: str, names: Mapping[str, object]) -> str:
     return string.Template(text).substitute({key: str(value) for key, value in names.items()})
 
 
-def _write_dovecot_files(layout: _Layout, names: Mapping[str, object]) -> None:
+def _write_dovecot_files(
+    layout: _Layout, names: Mapping[str, object], users: Mapping[str, str] = USERS
+) -> None:
     (layout.dovecot / "state").mkdir(parents=True, exist_ok=True)
     layout.dovecot_conf.write_text(_render("dovecot.conf", names))
     # passwd-file: user:password:uid:gid:gecos:home:shell:extra
@@ -375,7 +383,7 @@ def _write_dovecot_files(layout: _Layout, names: Mapping[str, object]) -> None:
         "".join(
             f"{user}:{{SSHA512}}{_ssha512(password)}:{names['mail_uid']}:{names['mail_gid']}::"
             f"{layout.mail / user}::\n"
-            for user, password in USERS.items()
+            for user, password in users.items()
         ),
         encoding="utf-8",
     )
@@ -391,22 +399,26 @@ def _ssha512(password: str) -> str:
     return base64.b64encode(digest + salt).decode("ascii")
 
 
-def _write_postfix_files(layout: _Layout, names: Mapping[str, object]) -> None:
+def _write_postfix_files(
+    layout: _Layout, names: Mapping[str, object], users: Mapping[str, str] = USERS
+) -> None:
     folder = layout.postfix
     folder.mkdir(exist_ok=True)
     (folder / "main.cf").write_text(_render("postfix/main.cf", names))
     (folder / "master.cf").write_text(_render("postfix/master.cf", names))
     # virtual(8) delivers to $virtual_mailbox_base/<value>; a trailing slash means Maildir.
-    (folder / "virtual-mailboxes").write_text("".join(f"{user} {user}/\n" for user in USERS))
+    (folder / "virtual-mailboxes").write_text("".join(f"{user} {user}/\n" for user in users))
     # Every Postfix command waits up to 2 s until a just-written main.cf looks settled.
     settled = time.time() - 60
     for path in folder.iterdir():
         os.utime(path, (settled, settled))
 
 
-def _make_maildirs(layout: _Layout, mail: pwd.struct_passwd) -> None:
+def _make_maildirs(
+    layout: _Layout, mail: pwd.struct_passwd, users: Mapping[str, str] = USERS
+) -> None:
     layout.mail.mkdir(exist_ok=True)
-    for user in USERS:
+    for user in users:
         top = layout.mail / user
         for path in (top, top / "cur", top / "new", top / "tmp"):
             path.mkdir(mode=0o700, exist_ok=True)
