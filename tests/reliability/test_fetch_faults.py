@@ -9,7 +9,7 @@ first batch was committed (its first DELE is held), while DELEs are being answer
 QUIT reached the server, and at one random point per run (POCHTA_FAULT_SEED repeats one). Then:
 
 * kill: the worker running the job is SIGKILLed at that point; the job must read "failed"
-  once its heartbeat is stale (these workers go stale in 3 s, see workers.fast_stale_env);
+  once its heartbeat is stale (POCHTA_FETCH_STALE_SECONDS=3 here);
 * cut: the connection is dropped there; the job must fail with "the connection broke";
 * disk full: the data dir is a small tmpfs, nearly filled; the job must fail saying the mail
   could not be stored.
@@ -131,7 +131,7 @@ def assert_nothing_lost_or_doubled(
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory, real_servers: RealServers) -> Iterator[LiveApp]:
     workdir = tmp_path_factory.mktemp("faults-app")
-    env = {**app_env(real_servers), **fast_stale_env(workdir / "site")}
+    env = {**app_env(real_servers), **fast_stale_env()}
     with running_app(workdir, env, workers=3, threads=4) as live:
         yield live
 
@@ -328,7 +328,7 @@ def disk_full_run(
 ) -> Iterator[DiskFullRun]:
     """The data dir on a nearly full tmpfs: fetch, look, free the space, fetch again."""
     workdir = tmp_path_factory.mktemp("disk-full")
-    env = {**app_env(real_servers), **fast_stale_env(workdir / "site")}
+    env = {**app_env(real_servers), **fast_stale_env()}
     seeded = seed(real_servers)
     try:
         with small_tmpfs(workdir / "data") as data_dir, \
