@@ -11,6 +11,7 @@ hostile thing at one point of the dialogue (`at`: the greeting, or the answer to
     hangup        half an answer, then the connection closes
     bad_cert      TLS from the first byte with a certificate nobody trusts
     trickle       an answer of many lines, each one just before the timeout, forever
+    slow_replies  an honest dialogue, but every answer comes just before the timeout
 
 Every thread ends when the client goes away, the server is closed, or after `MAX_SECONDS`,
 so a test whose defence is missing fails on its own timeout instead of leaking a thread.
@@ -34,7 +35,9 @@ HUGE_BYTES = 100 * 1024 * 1024
 MAX_SECONDS = 60.0
 BEHAVIOURS = (
     "refused", "silent", "endless_line", "huge_reply", "hangup", "bad_cert", "trickle",
+    "slow_replies",
 )
+_NOT_AT_A_POINT = ("refused", "bad_cert", "slow_replies")
 HONEST_MESSAGE = (
     b"From: Honest <honest@pochta.test>\r\nTo: you@pochta.test\r\n"
     b"Subject: the one honest message\r\nMessage-ID: <honest@pochta.test>\r\n\r\n"
@@ -107,7 +110,7 @@ class HostileServer:
     `at` is "greeting" or a command verb ("CAPA", "EHLO", "RETR", ...): the answer that
     goes wrong. `tls` serves the honest sessions (and the hostile ones, except `bad_cert`)
     with implicit TLS; `rogue_tls` is the untrusted context `bad_cert` presents.
-    `interval` paces `trickle` (just under the app's per-read timeout).
+    `interval` paces `trickle` and `slow_replies` (just under the app's per-read timeout).
     """
 
     role: str
@@ -259,12 +262,23 @@ class HostileServer:
                     raise _Gone
                 peer.send(line)
                 self.sent_bytes += len(line)
-        else:  # refused and bad_cert act before any dialogue
+        else:
             raise AssertionError(f"{kind} has no place in a dialogue")
 
     def _hostile_here(self, honest: bool, point: str) -> bool:
-        return (not honest and self.at == point
-                and self.behaviour not in ("refused", "bad_cert"))
+        return not honest and self.at == point and self.behaviour not in _NOT_AT_A_POINT
+
+    def _replier(self, peer: _Peer, honest: bool) -> Callable[[bytes], None]:
+        """How this session answers: at once, or (slow_replies) just before the timeout."""
+        if honest or self.behaviour != "slow_replies":
+            return peer.send
+
+        def slowly(data: bytes) -> None:
+            if self._stop.wait(self.interval):
+                raise _Gone
+            peer.send(data)
+
+        return slowly
 
     # -- POP3 ------------------------------------------------------------------------------
 
@@ -273,7 +287,8 @@ class HostileServer:
         if self._hostile_here(honest, "greeting"):
             self._misbehave(peer, greeting, b"+OK more greeting\r\n", b"\r\n")
             return
-        peer.send(greeting)
+        reply = self._replier(peer, honest)
+        reply(greeting)
         message = HONEST_MESSAGE.replace(b"\r\n.", b"\r\n..")
         while True:
             command = peer.read_line().decode("ascii", "replace")
@@ -283,22 +298,22 @@ class HostileServer:
                 self._misbehave(peer, b"+OK here it comes\r\n", body, b".\r\n")
                 return
             if verb == "CAPA":
-                peer.send(b"+OK\r\nUSER\r\nUIDL\r\nTOP\r\n.\r\n")
+                reply(b"+OK\r\nUSER\r\nUIDL\r\nTOP\r\n.\r\n")
             elif verb in ("USER", "PASS", "NOOP", "RSET", "DELE"):
-                peer.send(b"+OK\r\n")
+                reply(b"+OK\r\n")
             elif verb == "STAT":
-                peer.send(b"+OK 1 %d\r\n" % len(message))
+                reply(b"+OK 1 %d\r\n" % len(message))
             elif verb == "LIST":
-                peer.send(b"+OK\r\n1 %d\r\n.\r\n" % len(message))
+                reply(b"+OK\r\n1 %d\r\n.\r\n" % len(message))
             elif verb == "UIDL":
-                peer.send(b"+OK\r\n1 honest-message-1\r\n.\r\n")
+                reply(b"+OK\r\n1 honest-message-1\r\n.\r\n")
             elif verb == "RETR":
-                peer.send(b"+OK\r\n" + message + b".\r\n")
+                reply(b"+OK\r\n" + message + b".\r\n")
             elif verb == "QUIT":
-                peer.send(b"+OK bye\r\n")
+                reply(b"+OK bye\r\n")
                 return
             else:
-                peer.send(b"-ERR unknown command\r\n")
+                reply(b"-ERR unknown command\r\n")
 
     # -- SMTP ------------------------------------------------------------------------------
 
@@ -308,7 +323,8 @@ class HostileServer:
             self._misbehave(peer, b"220-hostile ESMTP\r\n", b"220-" + b"z" * 70 + b"\r\n",
                             b"220 done\r\n")
             return
-        peer.send(greeting)
+        reply = self._replier(peer, honest)
+        reply(greeting)
         while True:
             command = peer.read_line().decode("ascii", "replace")
             verb = command.split(" ", 1)[0].upper()
@@ -317,11 +333,11 @@ class HostileServer:
                                 b"250 done\r\n")
                 return
             if verb in ("EHLO", "HELO"):
-                peer.send(b"250-hostile\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n")
+                reply(b"250-hostile\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n")
             elif verb == "AUTH":
-                peer.send(b"235 2.7.0 accepted\r\n")
+                reply(b"235 2.7.0 accepted\r\n")
             elif verb == "QUIT":
-                peer.send(b"221 bye\r\n")
+                reply(b"221 bye\r\n")
                 return
             else:
-                peer.send(b"250 ok\r\n")
+                reply(b"250 ok\r\n")

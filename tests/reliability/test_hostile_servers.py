@@ -1,7 +1,8 @@
 """Hostile mail servers against the running app (gunicorn, threaded workers, 2 s mail timeout).
 
 A server that never answers, answers forever without a newline, sends a 100 MB reply, hangs up
-mid-answer, shows an untrusted certificate or trickles lines just before the timeout forever:
+mid-answer, shows an untrusted certificate, trickles lines just before the timeout forever, or
+gives every answer just before the timeout:
 the login page must answer within the login's time limit with a sentence saying what went
 wrong, the worker's memory must not follow the flood, and meanwhile another user's pages and
 /healthz stay fast. A fetch job against such a server must end "failed" with the same kind of
@@ -52,6 +53,7 @@ PROTOCOL = {"pop3": "POP3", "smtp": "SMTP"}
 LOGIN_POINT = {
     "refused": "greeting", "silent": "greeting", "endless_line": "greeting",
     "bad_cert": "greeting", "huge_reply": "first", "hangup": "first", "trickle": "first",
+    "slow_replies": "every answer",
 }
 FIRST_COMMAND = {"pop3": "CAPA", "smtp": "EHLO"}
 
@@ -89,6 +91,10 @@ def expected(behaviour: str, role: str, port: int) -> Expected:
         "trickle": Expected(
             (f"The {where} did not answer in time",),
             at_least=(MAIL_TIMEOUT if role == "pop3" else LOGIN_LIMIT) * 0.9,
+        ),
+        # Every answer just in time: only the session's time limit can end the login.
+        "slow_replies": Expected(
+            (f"The {where} did not answer in time",), at_least=LOGIN_LIMIT * 0.9
         ),
     }[behaviour]
 
