@@ -25,7 +25,7 @@ from flask.testing import FlaskClient
 from app import create_app
 from app.demo.server import DemoMailServer
 from app.serving import gunicorn_command
-from app.web.auth import MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_ADDRESS
+from app.web.auth import FAILURE_WINDOW, MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_ADDRESS
 from tests.security.fakes import FakeMailServer
 from tests.web.conftest import app_config, csrf_token, login_data
 
@@ -59,6 +59,13 @@ def workers(tmp_path: Path, mail_server: DemoMailServer) -> Iterator[tuple[Flask
     yield first, second
     for application in (first, second):
         application.extensions["pochta.store"].close()
+
+
+def test_the_limits_are_tight_enough_to_matter() -> None:
+    """The tests below take their numbers from the app; these bound what they may be."""
+    assert 1 <= MAX_FAILURES_PER_ACCOUNT <= 10
+    assert MAX_FAILURES_PER_ACCOUNT <= MAX_FAILURES_PER_ADDRESS <= 50
+    assert FAILURE_WINDOW >= 5 * 60
 
 
 def assert_clear_429(response) -> None:
