@@ -92,7 +92,11 @@ class Violation:
 
 
 def run_axe(page: Page, source: str) -> list[Violation]:
-    """Run axe on the page as it is now (tags wcag2a, wcag2aa, best-practice)."""
+    """Run axe on the page as it is now (tags wcag2a, wcag2aa, best-practice).
+
+    The page must allow scripts: in a document whose policy forbids them (the CSP sandbox of
+    a message body) axe never finishes; load such a document's HTML into a blank page.
+    """
     if not page.evaluate("() => typeof window.axe === 'object'"):
         page.evaluate(source)
     result = page.evaluate(

@@ -52,6 +52,7 @@ else:
 live_app = liveapp.live_app  # the fixture, for the tests here
 
 AXE_FINDINGS = pytest.StashKey[list[str]]()
+AXE_PAGES = pytest.StashKey[int]()
 PAGES = pytest.StashKey[list["Page"]]()
 
 
@@ -146,6 +147,7 @@ def check_accessibility(
 
     def check(page: Page, label: str) -> list[Violation]:
         violations = run_axe(page, axe_script)
+        request.config.stash[AXE_PAGES] = request.config.stash.get(AXE_PAGES, 0) + 1
         findings.extend(f"{label}: {v}" for v in violations if v not in blocking(violations))
         serious = blocking(violations)
         assert not serious, f"axe-core on {label} ({page.url}):\n" + "\n".join(
@@ -168,8 +170,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    checked = config.stash.get(AXE_PAGES, 0)
+    if not checked:
+        return
     findings = config.stash.get(AXE_FINDINGS, [])
-    if findings:
-        terminalreporter.section("axe-core: moderate and minor findings")
-        for line in dict.fromkeys(findings):
-            terminalreporter.write_line(line)
+    terminalreporter.section("axe-core: moderate and minor findings")
+    terminalreporter.write_line(f"{checked} page states checked; {len(findings)} findings")
+    for line in dict.fromkeys(findings):
+        terminalreporter.write_line(line)

@@ -23,7 +23,8 @@ PLAIN_BODY = (
     "Семинар по почтовым протоколам переносится на четверг, 14:30, аудитория 305.\n"
     "Принеси, пожалуйста, журнал сеанса SMTP из третьей лабораторной.\n\n"
     "> Во сколько начинаем?\n"
-    "В 14:30.\n\n"
+    "В 14:30. Программа: https://lab.pochta.test/seminars/2026/mail-protocols/"
+    "smtp-starttls-pop3-tls-uidl-pipelining-and-the-protocol-log.html\n\n"
     "Боб\n"
 )
 PDF_SUBJECT = "Lab report (PDF attached)"
@@ -93,7 +94,11 @@ def plain_cyrillic(to: str = ALICE) -> bytes:
         "from [192.0.2.15] (unknown [192.0.2.15]) by relay.pochta.test (Postfix) with ESMTPSA;"
         f" {format_datetime(date + dt.timedelta(seconds=1))}"
     )
-    message["DKIM-Signature"] = "v=1; a=rsa-sha256; d=pochta.test; s=lab; h=from:to:subject; b=AAAA"
+    # Long unbroken values: the pages must wrap them, even on a phone.
+    message["DKIM-Signature"] = (
+        "v=1; a=rsa-sha256; d=pochta.test; s=lab; h=from:to:subject:date; "
+        f"b={'QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo' * 6}"
+    )
     for name, value in _base(f"Боб Смирнов <{BOB}>", to, PLAIN_SUBJECT, date, "seminar").items():
         message[name] = value
     message.set_content(PLAIN_BODY)

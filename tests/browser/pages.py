@@ -105,10 +105,14 @@ def save_screenshot(page: Page, name: str) -> Path:
 
 
 def horizontal_overflow(page: Page) -> int:
-    """How many CSS pixels the page is wider than the window (0: no sideways scrolling)."""
+    """How many CSS pixels the page is wider than the window (0: no sideways scrolling).
+
+    Measured against the layout viewport (`clientWidth`), not `window.innerWidth`: a mobile
+    browser zooms out to show content that is too wide, and innerWidth grows with it.
+    """
     return page.evaluate(
         "() => Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
-        " - window.innerWidth"
+        " - document.documentElement.clientWidth"
     )
 
 
@@ -195,7 +199,8 @@ def wide_elements(page: Page) -> list[str]:
     """The elements that reach past the window's right edge (for failure messages)."""
     return page.evaluate(
         """() => [...document.querySelectorAll("body *")]
-            .filter(el => el.getBoundingClientRect().right > window.innerWidth + 0.5)
+            .filter(el => el.getBoundingClientRect().right
+                          > document.documentElement.clientWidth + 0.5)
             .slice(0, 8)
             .map(el => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "")
                  + (el.className && typeof el.className === "string"
