@@ -39,6 +39,7 @@ from app.store import AccountKey, Store
 from app.store.jobs import STALE_ERROR
 from tests.reliability.apps import app_env, login_fields, real_smtp, running_app
 from tests.reliability.client import WebUser
+from tests.reliability.hostile import HostileServer
 from tests.reliability.proxy import FaultProxy, Trap
 from tests.reliability.workers import STALE_SECONDS, fast_stale_env, kill_worker, worker_holding
 from tests.support.liveapp import LiveApp
@@ -231,6 +232,30 @@ def test_worker_killed_mid_fetch_loses_nothing(
         assert job["state"] == "failed", f"the killed worker's job still reads {job}"
         assert job["error"] == STALE_ERROR
         finish_and_check(app, user, servers, proxy, seeded, f"killed at {point} ({trap})")
+
+
+# -- the other side of the stale window: a live job is not declared dead -------------------------
+
+
+def test_slow_fetch_outlives_the_stale_window(app: LiveApp, servers: RealServers) -> None:
+    """A fetch from an honest but slow server (every answer after 0.8 s, ten seconds in all)
+    lasts far longer than the 3 s stale window: its heartbeat must keep it "running" until it
+    ends "done", whichever worker is asked."""
+    slow = HostileServer("pop3", "slow_replies", honest_sessions=1, interval=0.8)
+    with slow:
+        user = WebUser(app.url)
+        fields = login_fields(USER, servers.users[USER], pop3=("127.0.0.1", slow.port, "none"),
+                              smtp=real_smtp(servers))
+        assert user.log_in(fields).status == 303
+        job_id = user.start_fetch()
+        started = time.monotonic()
+        while (job := user.job(job_id))["state"] == "running":
+            assert time.monotonic() - started < FETCH_TIMEOUT, job
+            time.sleep(0.2)
+        elapsed = time.monotonic() - started
+    assert slow.errors == []
+    assert elapsed > 2 * STALE_SECONDS, f"the fetch took only {elapsed:.1f} s: nothing proven"
+    assert (job["state"], job["new"], job["error"]) == ("done", 1, None), job
 
 
 # -- cutting the connection -----------------------------------------------------------------------
