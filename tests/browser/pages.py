@@ -100,6 +100,9 @@ def save_screenshot(page: Page, name: str) -> Path:
     """Save the whole page as docs/screenshots/<name>.png (overwritten on every run)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
+    # No hover or focus ring left over from the steps that led here.
+    page.mouse.move(0, 0)
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
     page.screenshot(path=str(path), full_page=True, animations="disabled", caret="hide")
     return path
 
@@ -162,7 +165,11 @@ def tab_to(page: Page, text: str, *, limit: int = 60, backwards: bool = False) -
 
 
 def fill_mailbox(
-    page: Page, servers: RealServers, recorder_url: Callable[[str], str]
+    page: Page,
+    servers: RealServers,
+    recorder_url: Callable[[str], str],
+    *,
+    fill_servers: bool = False,
 ) -> dict[str, str]:
     """Alice's mailbox holds the three test messages; log in and get them. The URL of each
     message page, by subject. `recorder_url(path)` gives the remote image's address."""
@@ -172,7 +179,7 @@ def fill_mailbox(
         mail.with_pdf(),
         mail.html_with_remote_image(recorder_url("/banner.png"), recorder_url("/trap")),
     ])
-    log_in(page, servers, mail.ALICE)
+    log_in(page, servers, mail.ALICE, fill_servers=fill_servers)
     get_mail(page, new=3)
     subjects = (mail.PLAIN_SUBJECT, mail.PDF_SUBJECT, mail.HTML_SUBJECT)
     return {s: message_link(page, s).get_attribute("href") or "" for s in subjects}

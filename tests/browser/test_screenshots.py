@@ -1,0 +1,122 @@
+"""Screenshots of every page, saved to docs/screenshots/ on every run (the README links there).
+
+The same fixed mail, dates and window sizes every time, so the pictures change only when
+the pages do (the protocol log alone shows times of day). The app here is set up like a
+lab's server: the login form offers localhost with the usual ports 995 and 587, and the test
+types the real servers' ports into it.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser import mail
+from tests.browser.pages import (
+    PHONE,
+    SCREENSHOTS,
+    body_frame,
+    fill_mailbox,
+    log_in,
+    open_message,
+    save_screenshot,
+)
+from tests.browser.recorder import RecordingServer
+from tests.support.liveapp import LIVE_APP_KEY, LiveApp, real_servers_env, start_live_app
+from tests.support.realservers import RealServers
+
+pytestmark = [pytest.mark.browser, pytest.mark.realservers]
+
+EXPECTED = (
+    "login", "inbox", "message-text", "message-attachment", "message-html-blocked",
+    "message-html-images", "headers", "compose-reply", "compose", "compose-errors", "log",
+    "phone-inbox", "phone-message",
+)
+
+
+@pytest.fixture
+def live_app(real_servers: RealServers, request: pytest.FixtureRequest) -> Iterator[LiveApp]:
+    """The app with the login defaults of a typical deployment (ports 995 and 587)."""
+    workdir = Path(tempfile.mkdtemp(prefix="pochta-shots-"))
+    env = {
+        **real_servers_env(real_servers),
+        "POCHTA_POP3_PORT": "995",
+        "POCHTA_SMTP_PORT": "587",
+    }
+    app = start_live_app(workdir / "data", env)
+    request.node.stash[LIVE_APP_KEY] = app
+    try:
+        yield app
+    finally:
+        app.stop()
+
+
+def test_screenshots_of_every_page(open_page, real_servers: RealServers) -> None:
+    real_servers.clear(mail.BOB)
+    page: Page = open_page()
+    page.goto("/login")
+    expect(page.get_by_label("Port").first).to_have_value("995")
+    save_screenshot(page, "login")
+
+    with RecordingServer() as recorder:
+        urls = fill_mailbox(page, real_servers, recorder.url, fill_servers=True)
+        save_screenshot(page, "inbox")
+
+        page.goto(urls[mail.PLAIN_SUBJECT])
+        save_screenshot(page, "message-text")
+        page.goto(urls[mail.PDF_SUBJECT])
+        save_screenshot(page, "message-attachment")
+        page.goto(urls[mail.HTML_SUBJECT])
+        body_frame(page)
+        save_screenshot(page, "message-html-blocked")
+        page.get_by_role("link", name="Show images").click()
+        banner = body_frame(page).get_by_role("img", name="Weekly banner")
+        expect(banner).to_be_visible()
+        recorder.wait_for("/banner.png")
+        assert banner.evaluate("img => img.complete && img.naturalWidth") == 480
+        save_screenshot(page, "message-html-images")
+
+    page.goto(urls[mail.PLAIN_SUBJECT])
+    page.get_by_role("link", name="Headers").click()
+    expect(page.get_by_role("table", name="Received hops in delivery order")).to_be_visible()
+    save_screenshot(page, "headers")
+
+    page.get_by_role("link", name="Back to the message").click()
+    page.get_by_role("link", name="Reply", exact=True).click()
+    expect(page.get_by_label("Subject")).to_have_value(f"Re: {mail.PLAIN_SUBJECT}")
+    save_screenshot(page, "compose-reply")
+
+    page.goto("/compose")
+    page.get_by_label("To", exact=True).fill("Боб <bob@>")
+    page.get_by_label("Subject").fill(mail.SENT_SUBJECT)
+    page.get_by_label("Message", exact=True).fill(mail.SENT_BODY)
+    page.get_by_label("Attach files").set_input_files([
+        {"name": mail.TEXT_NAME, "mimeType": "text/plain", "buffer": mail.TEXT_BYTES},
+        {"name": mail.IMAGE_NAME, "mimeType": "image/png", "buffer": mail.IMAGE_BYTES},
+    ])
+    save_screenshot(page, "compose")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator(".field.invalid")).not_to_have_count(0)
+    expect(page.locator(".kept-files li")).to_have_count(2)
+    save_screenshot(page, "compose-errors")
+    page.get_by_label("To", exact=True).fill(f"Боб <{mail.BOB}>")
+    page.get_by_role("button", name="Send").click()
+    expect(page).to_have_url(re.compile(r"/inbox$"))
+    real_servers.wait_for_count(mail.BOB, 1)
+
+    page.goto("/log")
+    expect(page.locator("details.log-record")).to_have_count(3)
+    save_screenshot(page, "log")
+
+    phone: Page = open_page(viewport=PHONE, is_mobile=True, has_touch=True)
+    log_in(phone, real_servers, mail.ALICE, fill_servers=True)
+    save_screenshot(phone, "phone-inbox")
+    open_message(phone, mail.PLAIN_SUBJECT)
+    save_screenshot(phone, "phone-message")
+
+    assert sorted(p.stem for p in SCREENSHOTS.glob("*.png")) == sorted(EXPECTED)
