@@ -49,7 +49,9 @@ else:
 
     expect.set_options(timeout=TIMEOUT_MS)
 
-live_app = liveapp.live_app  # the fixture, for the tests here
+# The fixtures, for the tests here.
+live_app = liveapp.live_app
+live_app_stopper = liveapp.live_app_stopper
 
 AXE_FINDINGS = pytest.StashKey[list[str]]()
 AXE_PAGES = pytest.StashKey[int]()

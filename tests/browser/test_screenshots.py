@@ -9,9 +9,7 @@ types the real servers' ports into it.
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -27,7 +25,7 @@ from tests.browser.pages import (
     save_screenshot,
 )
 from tests.browser.recorder import RecordingServer
-from tests.support.liveapp import LIVE_APP_KEY, LiveApp, real_servers_env, start_live_app
+from tests.support.liveapp import LiveApp, Stopper, real_servers_env, serve_for_test
 from tests.support.realservers import RealServers
 
 pytestmark = [pytest.mark.browser, pytest.mark.realservers]
@@ -40,20 +38,12 @@ EXPECTED = (
 
 
 @pytest.fixture
-def live_app(real_servers: RealServers, request: pytest.FixtureRequest) -> Iterator[LiveApp]:
+def live_app(
+    real_servers: RealServers, live_app_stopper: Stopper, request: pytest.FixtureRequest
+) -> Iterator[LiveApp]:
     """The app with the login defaults of a typical deployment (ports 995 and 587)."""
-    workdir = Path(tempfile.mkdtemp(prefix="pochta-shots-"))
-    env = {
-        **real_servers_env(real_servers),
-        "POCHTA_POP3_PORT": "995",
-        "POCHTA_SMTP_PORT": "587",
-    }
-    app = start_live_app(workdir / "data", env)
-    request.node.stash[LIVE_APP_KEY] = app
-    try:
-        yield app
-    finally:
-        app.stop()
+    env = {**real_servers_env(real_servers), "POCHTA_POP3_PORT": "995", "POCHTA_SMTP_PORT": "587"}
+    yield from serve_for_test(request, live_app_stopper, env)
 
 
 def test_screenshots_of_every_page(open_page, real_servers: RealServers) -> None:

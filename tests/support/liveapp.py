@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -194,24 +195,66 @@ def _booted_workers(app: LiveApp) -> int:
     return len(app.worker_pids())
 
 
-@pytest.fixture
-def live_app(real_servers: RealServers, request: pytest.FixtureRequest) -> Iterator[LiveApp]:
-    """A fresh Pochta under gunicorn (3 workers), its login form set to the real servers.
+class Stopper:
+    """Stops live apps in the background: gunicorn's graceful stop takes about a second
+    (its workers wake once a second), which the next test need not wait for. `join()` at the
+    end of the session waits for every one of them."""
 
-    Function-scoped: every test starts with an empty store (half a second of start-up), so a
-    test never depends on what another one fetched. Gunicorn's log tail is attached to the
-    report of a failing test (see `attach_log_on_failure`).
-    """
+    def __init__(self) -> None:
+        self._threads: list[threading.Thread] = []
+
+    def stop(self, app: LiveApp, workdir: Path) -> None:
+        def stop_and_remove() -> None:
+            try:
+                app.stop()
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
+
+        thread = threading.Thread(target=stop_and_remove, name=f"stop {app.url}")
+        thread.start()
+        self._threads.append(thread)
+
+    def join(self) -> None:
+        for thread in self._threads:
+            thread.join()
+
+
+@pytest.fixture(scope="session")
+def live_app_stopper() -> Iterator[Stopper]:
+    stopper = Stopper()
+    yield stopper
+    stopper.join()
+
+
+def serve_for_test(
+    request: pytest.FixtureRequest, stopper: Stopper, env: Mapping[str, str], **options: int
+) -> Iterator[LiveApp]:
+    """The body of a live-app fixture: start, stash for failure reports, stop in the background."""
     workdir = Path(tempfile.mkdtemp(prefix="pochta-live-"))
     try:
-        app = start_live_app(workdir / "data", real_servers_env(real_servers))
-        request.node.stash[LIVE_APP_KEY] = app
-        try:
-            yield app
-        finally:
-            app.stop()
-    finally:
+        app = start_live_app(workdir / "data", env, **options)
+    except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    request.node.stash[LIVE_APP_KEY] = app
+    try:
+        yield app
+    finally:
+        stopper.stop(app, workdir)
+
+
+@pytest.fixture
+def live_app(
+    real_servers: RealServers, live_app_stopper: Stopper, request: pytest.FixtureRequest
+) -> Iterator[LiveApp]:
+    """A fresh Pochta under gunicorn (3 workers), its login form set to the real servers.
+
+    Function-scoped: every test starts with an empty store (under a second of start-up), so
+    a test never depends on what another one fetched. Gunicorn's log tail is attached to the
+    report of a failing test (see `attach_log_on_failure`). Register it in a conftest.py with
+    `from tests.support.liveapp import live_app, live_app_stopper`.
+    """
+    yield from serve_for_test(request, live_app_stopper, real_servers_env(real_servers))
 
 
 def attach_log_on_failure(item: pytest.Item, report: pytest.TestReport) -> None:
