@@ -6,9 +6,10 @@ that share one data dir and one secret key, and real HTTP on a loopback port.
 
 `start_live_app()` starts one on a free port and returns once it answers /healthz and every
 worker has booted; `LiveApp.stop()` sends SIGTERM and waits (SIGKILL if it hangs). Gunicorn's
-output goes to `gunicorn.log` beside the data dir; `LiveApp.log_tail()` is what a failure
-report should show. The fixture `live_app` gives each test a fresh one (about half a second)
-wired to the session's real Dovecot and Postfix, so no test sees another's stored mail.
+output goes to `<data dir>-gunicorn.log` beside the data dir; `LiveApp.log_tail()` is what a
+failure report should show. The fixture `live_app` gives each test a fresh one (under a
+second to start) wired to the session's real Dovecot and Postfix, so no test sees another's
+stored mail.
 """
 
 from __future__ import annotations
