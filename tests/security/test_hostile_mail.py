@@ -544,7 +544,11 @@ MALFORMED = {
     "boundary-never-used": (message(
         "Subject: unused", "MIME-Version: 1.0", 'Content-Type: multipart/mixed; boundary="b"',
         body="visible words"), None),
+    "nested-60": (nested(60), None),
     "nested-1000": (nested(1000), None),
+    "parts-5000-wide": (multipart("mixed", "w", *(
+        part("Content-Type: text/plain", body=f"part {i}") for i in range(5000)),
+        headers=("Subject: wide",)), "part 0"),
     "header-1mb-line": (message("Subject: long header", "X-Long: " + "a" * (1024 * 1024),
                                 body="visible words"), None),
     "header-1mb-folded": (message("Subject: long header",

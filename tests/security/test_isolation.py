@@ -7,6 +7,8 @@ the attacker runs, accepting any password, must open an empty store, not the vic
 
 from __future__ import annotations
 
+import email
+import email.policy
 import io
 import re
 from dataclasses import dataclass
@@ -69,13 +71,25 @@ def bob(app: Flask, mail_server: DemoMailServer) -> FlaskClient:
     return browser
 
 
+def decoded(data: bytes) -> bytes:
+    """A message with every part decoded (base64, quoted-printable), nested ones too."""
+    pieces = [data]
+    for part in email.message_from_bytes(data, policy=email.policy.default).walk():
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes):
+            pieces.append(payload)
+            if part.get_content_type() == "message/rfc822":
+                pieces.append(decoded(payload))
+    return b"\n".join(pieces)
+
+
 def delivered_with(server: DemoMailServer, text: str) -> list[str]:
-    """Who got a message holding `text`, besides alice's own copy of her original."""
+    """Who got a message holding `text` in any part, besides alice's copy of her original."""
     found = []
     for user in server.mailboxes.users:
         for stored in server.mailboxes.list(user):
             data = stored.path.read_bytes()
-            if text.encode() in data and data != victim_message():
+            if text.encode() in decoded(data) and data != victim_message():
                 found.append(user)
     return found
 
