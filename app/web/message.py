@@ -9,6 +9,7 @@ the browser will not render from the app's origin.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -47,6 +48,7 @@ bp = Blueprint("message", __name__)
 
 RAW_CHUNK = 256 * 1024
 MAX_HEAD_BYTES = 1024 * 1024
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*")
 MAX_INLINE_IMAGE_BYTES = 8 * 1024 * 1024  # all cid: images of one body together
 MAX_QUERY_CHARS = 200
 
@@ -152,6 +154,15 @@ def _cid_data_urls(raw: bytes, parsed: ParsedMessage) -> dict[str, str]:
     return urls
 
 
+def _content_language(parsed: ParsedMessage) -> str | None:
+    """The mail's own Content-Language (its first tag), when it names one properly."""
+    for name, value in parsed.headers:
+        if name.lower() == "content-language":
+            tag = value.split(",")[0].strip()
+            return tag if _LANGUAGE_TAG.fullmatch(tag) else None
+    return None
+
+
 # -- the message ----------------------------------------------------------------------------------
 
 
@@ -226,7 +237,12 @@ def body(message_id: str) -> Response:
     remote_images = request.args.get("images") == "1"
     cleaned = sanitize(parsed.html_body, allow_remote_images=remote_images,
                        cid_url=_cid_data_urls(raw_bytes, parsed).get)
-    document = render_template("message_body.html", body=Markup(cleaned.html))  # noqa: S704 - sanitized by nh3
+    document = render_template(
+        "message_body.html",
+        body=Markup(cleaned.html),  # noqa: S704 - sanitized by nh3
+        title=parsed.subject,
+        lang=_content_language(parsed),
+    )
     response = Response(document, content_type="text/html; charset=utf-8")
     response.headers["Content-Security-Policy"] = body_csp(remote_images)
     response.headers["X-Frame-Options"] = "SAMEORIGIN"

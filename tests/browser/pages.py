@@ -119,9 +119,9 @@ def horizontal_overflow(page: Page) -> int:
     )
 
 
-FOCUSED = """() => {
+FOCUSED = """(insideFrame = false) => {
     const el = document.activeElement;
-    if (!el || el === document.body) return null;
+    if (!el || (el === document.body && !insideFrame)) return null;
     const style = getComputedStyle(el);
     return {
         tag: el.tagName.toLowerCase(),
@@ -139,8 +139,18 @@ FOCUSED = """() => {
 
 
 def focused(page: Page) -> dict | None:
-    """What has the keyboard focus, with the computed style of its focus indicator."""
-    return page.evaluate(FOCUSED)
+    """What has the keyboard focus, with the computed style of its focus indicator. When it
+    is inside a frame (the mail's HTML body), the indicator is the one drawn in there."""
+    info = page.evaluate(FOCUSED)
+    if info is None or info["tag"] != "iframe":
+        return info
+    handle = page.evaluate_handle("() => document.activeElement").as_element()
+    frame = handle.content_frame() if handle else None
+    inner = frame.evaluate(FOCUSED, True) if frame else None
+    if inner is None:
+        return info
+    return {**info, **{k: inner[k] for k in ("outlineStyle", "outlineWidth", "outlineColor",
+                                                "boxShadow")}}
 
 
 def has_focus_ring(info: dict) -> bool:

@@ -87,12 +87,6 @@ def test_no_serious_violations_on_any_page(
     expect(page).to_have_url(re.compile(r"/login$"))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "templates/log.html (and the transcripts in login.html and compose.html): "
-    "pre.transcript scrolls (max-height: 32rem) but cannot take the keyboard focus in "
-    "browsers other than Chromium (axe scrollable-region-focusable, serious); fix: "
-    "<pre class=\"transcript\" tabindex=\"0\" role=\"region\" aria-label=\"…\">"
-))
 def test_protocol_log_page(page: Page, real_servers: RealServers, check_accessibility) -> None:
     with RecordingServer() as recorder:
         fill_mailbox(page, real_servers, recorder.url)
@@ -121,12 +115,6 @@ def log_in_ru(page: Page, servers: RealServers) -> None:
 
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "templates/message_body.html (served by message.body): no <title> and no lang on <html> "
-    "(axe document-title, html-has-lang: serious) when opened in a window of its own; fix: "
-    "<title>{{ subject }}</title> and <html lang=\"{{ message Content-Language, else the "
-    "interface language }}\">"
-))
 def test_message_body_opened_in_a_window_of_its_own(
     page: Page, real_servers: RealServers, check_accessibility
 ) -> None:

@@ -155,11 +155,6 @@ def test_other_pages_by_keyboard(page: Page, real_servers: RealServers) -> None:
     assert_every_control_reachable_by_tab(page)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "templates/message_body.html: the sandboxed body document has nothing focusable, so Tab "
-    "skips the frame and a long HTML mail without links cannot be scrolled with the keyboard "
-    "(only through 'Open the message text in a new window'); fix: <body tabindex=\"0\">"
-))
 def test_long_html_mail_scrolls_with_the_keyboard(page: Page, real_servers: RealServers) -> None:
     real_servers.clear(mail.ALICE)
     real_servers.deliver(mail.ALICE, mail.long_html())
@@ -177,11 +172,6 @@ def test_long_html_mail_scrolls_with_the_keyboard(page: Page, real_servers: Real
     frame.wait_for_function("() => scrollY > 0", timeout=3000)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "static/css/pochta.css: the focus outline colour --focus #ffbf47 has a contrast of only "
-    "1.6:1 on white and 1.5:1 on --bg #f5f6f8; WCAG 1.4.11 wants 3:1 for a focus indicator; "
-    "fix: --focus: #174a96 (8.5:1 on white, 7.3:1 on --accent-soft)"
-))
 def test_focus_outline_stands_out_from_the_page(page: Page, real_servers: RealServers) -> None:
     page.goto("/login")
     weak = [(what, ratio) for what, ratio in focus_ring_contrasts(page, 16) if ratio < 3]
