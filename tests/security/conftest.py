@@ -7,7 +7,9 @@ from __future__ import annotations
 import html
 import re
 
+from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.routing import Rule
 
 from app.demo.server import DemoMailServer
 from tests.web.conftest import (  # noqa: F401 - fixtures and helpers used by the modules here
@@ -59,3 +61,18 @@ def only_message(browser: FlaskClient, server: DemoMailServer, raw: bytes) -> st
     messages = deliver_and_fetch(browser, server, raw)
     assert len(messages) == 1, messages
     return messages[0][0]
+
+
+def concrete_url(flask_app: Flask, rule: Rule, message_id: str) -> str:
+    """The rule with real values: a stored message of the victim, part 1, any other text."""
+    values = {}
+    for name in rule.arguments:
+        converter = rule._converters[name]  # the only way to know the type
+        if name == "message_id":
+            values[name] = message_id
+        elif type(converter).__name__ in ("IntegerConverter", "FloatConverter"):
+            values[name] = 1
+        else:
+            values[name] = "x"
+    with flask_app.test_request_context():
+        return flask_app.url_map.bind("localhost").build(rule.endpoint, values)

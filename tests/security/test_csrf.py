@@ -17,7 +17,7 @@ from werkzeug.routing import Rule
 from app import create_app
 from app.demo.server import DemoMailServer
 from app.web.extensions import csrf
-from tests.security.conftest import inbox_messages, only_message
+from tests.security.conftest import concrete_url, inbox_messages, only_message
 from tests.web.conftest import app_config, csrf_token, log_in, login_data, post_form
 
 # Routes known to change state; the enumeration must find at least these.
@@ -30,21 +30,6 @@ KNOWN_POST_ROUTES = {"/login", "/logout", "/fetch", "/message/<message_id>/delet
 def post_rules(app: Flask) -> list[Rule]:
     return sorted((r for r in app.url_map.iter_rules() if "POST" in (r.methods or ())),
                   key=lambda r: r.rule)
-
-
-def concrete_url(app: Flask, rule: Rule, message_id: str) -> str:
-    """The rule with real values: a stored message of the victim, part 1, any other text."""
-    values = {}
-    for name in rule.arguments:
-        converter = rule._converters[name]  # the only way to know the type
-        if name == "message_id":
-            values[name] = message_id
-        elif type(converter).__name__ in ("IntegerConverter", "FloatConverter"):
-            values[name] = 1
-        else:
-            values[name] = "x"
-    with app.test_request_context():
-        return app.url_map.bind("localhost").build(rule.endpoint, values)
 
 
 def form_for(rule: Rule, server: DemoMailServer) -> dict[str, object]:
