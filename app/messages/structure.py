@@ -57,11 +57,29 @@ class Loaded:
     notes: list[str]
 
 
+def _load_single_part(raw: bytes) -> Message | None:
+    """Most mail is one text part. For it, the parser reads the header section alone and the
+    body becomes the payload as it is (exactly what the full parser would make of it, without
+    iterating over every body line). None when the message is anything else, or its header
+    section is not clean enough to be sure."""
+    ends = [i + len(sep) for sep in (b"\r\n\r\n", b"\n\n") if (i := raw.find(sep)) >= 0]
+    if not ends:
+        return None
+    end = min(ends)
+    message = _PARSER.parsebytes(raw[:end], headersonly=True)
+    if message.get_payload() or message.defects:
+        return None
+    if message.get_content_maintype() in ("multipart", "message"):
+        return None
+    message.set_payload(raw[end:].decode("ascii", "surrogateescape"))
+    return message
+
+
 def load(raw: bytes) -> Loaded:
     """Parse `raw` (never raises) and walk its parts."""
     notes: list[str] = []
     try:
-        message = _PARSER.parsebytes(raw)
+        message = _load_single_part(raw) or _PARSER.parsebytes(raw)
     except Exception:  # RecursionError from deep nesting, or anything else the parser trips on
         return _as_one_part(raw)
     nodes, truncated = walk_parts(message)
