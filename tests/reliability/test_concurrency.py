@@ -1,4 +1,5 @@
-"""Twenty users at once against gunicorn with 4 workers: log in, fetch, read, send, fetch again.
+"""Twenty users at once against gunicorn with 4 workers: log in, fetch, read, send, fetch again,
+delete three messages at once.
 
 A second real Dovecot + Postfix instance with 20 accounts (tests.support.realservers with its
 `users` parameter), each seeded with its own messages. Twenty threads, each a browser with its
@@ -175,6 +176,26 @@ def send(user: str, browser: WebUser) -> None:
     assert reply.location.endswith("/inbox"), reply.location
 
 
+def delete_seeded_at_once(user: str, browser: WebUser) -> None:
+    """Delete the three seeded messages with three requests at once (three tabs): writes to
+    one mailbox from several workers in the same moment."""
+    ids = [mid for mid, subject in browser.inbox_subjects().items() if subject.startswith("Seeded")]
+    assert len(ids) == SEEDED, ids
+    token = browser.csrf_token(f"/message/{ids[0]}")
+    answers: dict[str, int] = {}
+
+    def delete(message_id: str) -> None:
+        reply = browser.request("POST", f"/message/{message_id}/delete", {"csrf_token": token})
+        answers[message_id] = reply.status
+
+    tabs = [threading.Thread(target=delete, args=(mid,)) for mid in ids]
+    for tab in tabs:
+        tab.start()
+    for tab in tabs:
+        tab.join(STEP_TIMEOUT)
+    assert answers == dict.fromkeys(ids, 303), answers
+
+
 def sent_copies(servers: RealServers, user: str) -> dict[str, int]:
     """Subjects of the messages sent during this run that sit in the user's Maildir."""
     copies: dict[str, int] = {}
@@ -226,5 +247,11 @@ def test_twenty_users_at_once(app: LiveApp, crowd: RealServers) -> None:
         assert seen == sorted(own[user] | {sent_subject(sender_to(user), user)}), (
             f"{user} sees {seen}"
         )
+
+    people.step("delete three at once", delete_seeded_at_once)
+    inboxes = people.step("inbox after deleting", read_inbox)
+    for user in NAMES:
+        seen = list(inboxes[user].values())  # type: ignore[union-attr]
+        assert seen == [sent_subject(sender_to(user), user)], f"{user} sees {seen}"
 
     assert log_trouble(app) == [], "\n".join(log_trouble(app)[:20])
