@@ -194,7 +194,7 @@ KILL_POINTS = {
     "right-after-a-commit": lambda seeded: Trap(command="DELE"),
     "during-DELE": lambda seeded: Trap(command="DELE", nth=100),
     "after-QUIT-reached-the-server": lambda seeded: Trap(command="QUIT", forward_command=True),
-    f"random-seed-{SEED}": lambda seeded: random_trap(random.Random(SEED), seeded),
+    "random-point": lambda seeded: random_trap(random.Random(SEED), seeded),
 }
 
 
@@ -219,7 +219,9 @@ def test_worker_killed_mid_fetch_loses_nothing(
         user = log_in_through(app, servers, proxy)
         proxy.arm(trap)
         job_id = user.start_fetch()
-        assert proxy.sprung.wait(FETCH_TIMEOUT), f"{trap} never sprang: {user.job(job_id)}"
+        assert proxy.sprung.wait(FETCH_TIMEOUT), (
+            f"{trap} (POCHTA_FAULT_SEED={SEED}) never sprang: {user.job(job_id)}"
+        )
         victim = worker_holding(app, proxy.trapped_client_port or 0)
         assert victim is not None, "no worker holds the fetch's connection"
         kill_worker(app, victim)
@@ -231,7 +233,8 @@ def test_worker_killed_mid_fetch_loses_nothing(
         job = user.wait_for_job(job_id, STALE_SECONDS + 15)
         assert job["state"] == "failed", f"the killed worker's job still reads {job}"
         assert job["error"] == STALE_ERROR
-        finish_and_check(app, user, servers, proxy, seeded, f"killed at {point} ({trap})")
+        context = f"killed at {point} ({trap}; POCHTA_FAULT_SEED={SEED})"
+        finish_and_check(app, user, servers, proxy, seeded, context)
 
 
 # -- the other side of the stale window: a live job is not declared dead -------------------------
