@@ -36,8 +36,10 @@ BODY_ATTRIBUTES: dict[str, set[str]] = {
     "li": {"value"},
     "hr": {"width", "size", "noshade"},
 }
-# The frame document's own wrapper (templates/message_body.html), outside <body>.
-FRAME_HEAD_TAGS = frozenset({"html", "head", "meta", "style", "body"})
+# The frame document's own wrapper (templates/message_body.html): its head, and the <main>
+# the sanitized body sits in.
+FRAME_HEAD_TAGS = frozenset({"html", "head", "meta", "title", "style", "body"})
+FRAME_BODY_TAGS = frozenset({"main"})
 URL_ATTRIBUTES = frozenset({
     "href", "src", "action", "formaction", "poster", "background", "cite", "data", "codebase",
     "xlink:href", "ping", "lowsrc", "dynsrc", "srcset", "longdesc", "usemap", "profile",
@@ -149,7 +151,7 @@ def body_problems(html: str, *, embedded: set[str] | frozenset[str] = frozenset(
             continue
         if element.tag == "body":
             continue
-        if element.tag not in BODY_TAGS:
+        if element.tag not in BODY_TAGS | FRAME_BODY_TAGS:
             problems.append(f"<{element.tag}> is not allowed")
         allowed = BODY_ATTRIBUTES["*"] | BODY_ATTRIBUTES.get(element.tag, set())
         for name, value in element.attrs:

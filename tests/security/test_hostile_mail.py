@@ -367,6 +367,19 @@ def test_markup_in_headers_is_text_on_every_page(app: Flask, logged_in: FlaskCli
         assert shown(page, MARKS[field]), f"{field} is not shown as text on {path}"
 
 
+def test_markup_in_the_subject_and_language_is_text_in_the_body_document(
+        app: Flask, logged_in: FlaskClient, mail_server: DemoMailServer) -> None:
+    raw = message(f"Subject: {encoded(MARKS['subject'])}",
+                  "Content-Language: \"><script>alert('lang')</script>",
+                  "MIME-Version: 1.0", "Content-Type: text/html; charset=utf-8",
+                  body="<p>hello</p>")
+    mid = only_message(logged_in, mail_server, raw)
+    document = logged_in.get(f"/message/{mid}/body").get_data(as_text=True)
+    assert body_problems(document) == []
+    assert not parse(document).find("script")
+    assert shown(document, MARKS["subject"])
+
+
 def test_markup_in_a_failed_compose_comes_back_as_text(app: Flask, logged_in: FlaskClient,
                                                        mail_server: DemoMailServer) -> None:
     typed = {"to": '"<script>alert(1)</script>" <bob@demo.pochta.test>, <svg onload=alert(2)>',
