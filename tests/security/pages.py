@@ -164,6 +164,12 @@ def body_problems(html: str, *, embedded: set[str] | frozenset[str] = frozenset(
             if name in URL_ATTRIBUTES:
                 problems.extend(_url_problems(element.tag, name, value, embedded,
                                               remote_images))
+        if element.tag == "a" and element.get("href") is not None:
+            # A link opens a new window (the sandbox lets popups escape); without these
+            # the new page could reach back through window.opener or learn the URL.
+            rel = set((element.get("rel") or "").lower().split())
+            if not {"noopener", "noreferrer"} <= rel or element.get("target") != "_blank":
+                problems.append(f"link without rel=noopener noreferrer: {element.attrs!r}")
     return problems
 
 

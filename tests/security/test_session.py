@@ -86,6 +86,14 @@ def test_the_password_is_not_readable_in_the_cookie_or_the_store(
     assert CAROL_PASSWORD not in client.get("/log?format=text").get_data(as_text=True)
 
 
+def test_the_generated_secret_key_is_private(app: Flask, tmp_path: Path) -> None:
+    """The key that seals every password is readable by its owner only."""
+    key_file = tmp_path / "data" / "secret_key"
+    assert key_file.is_file()
+    assert key_file.stat().st_mode & 0o077 == 0
+    assert key_file.parent.stat().st_mode & 0o077 == 0
+
+
 # -- cookie flags -------------------------------------------------------------------------------
 
 def cookie_flags(set_cookie: str) -> set[str]:
