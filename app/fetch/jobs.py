@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 STALE_AFTER_SECONDS = 30.0
 BEATS_PER_STALE_PERIOD = 6  # a job is declared dead only after several missed heartbeats
+FINISH_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,19 @@ def _heartbeat(store: Store, job_id: str, stop: threading.Event, every: float) -
             log.exception("heartbeat for fetch job %s failed", job_id)
 
 
+def _finish(store: Store, job_id: str, **outcome: object) -> None:
+    """Record the outcome, trying a few times (the database may be busy, or the disk just
+    freed); if it never goes through, the job goes stale and reads as failed anyway."""
+    for attempt in range(FINISH_ATTEMPTS):
+        try:
+            store.finish_job(job_id, **outcome)  # type: ignore[arg-type]
+            return
+        except sqlite3.Error:
+            log.exception("could not record the end of fetch job %s", job_id)
+            if attempt + 1 < FINISH_ATTEMPTS:
+                time.sleep(1.0)
+
+
 def run_job(store: Store, job_id: str, request: FetchRequest) -> None:
     """Run one fetch to its end and record the outcome; never raises."""
     transcript = Transcript("pochta.pop3")
@@ -95,19 +110,19 @@ def run_job(store: Store, job_id: str, request: FetchRequest) -> None:
             progress=progress,
         )
         problems = "; ".join(request.say(failure) for failure in report.failures) or None
-        store.finish_job(job_id, error=problems, new=report.new, failed=False)
+        _finish(store, job_id, error=problems, new=report.new, failed=False)
         ok = not report.failures
     except MailError as exc:
-        store.finish_job(job_id, error=request.describe(exc))
+        _finish(store, job_id, error=request.describe(exc))
     except (OSError, sqlite3.Error) as exc:  # a full disk, a read-only data dir
         log.exception("fetch job %s could not store mail", job_id)
         reason = getattr(exc, "strerror", None) or str(exc)
-        store.finish_job(job_id, error=request.say(
+        _finish(store, job_id, error=request.say(
             Sentence(N_("the mail could not be stored (%(reason)s)"), reason=reason)))
     except Exception:
         log.exception("fetch job %s failed", job_id)
-        store.finish_job(
-            job_id, error=request.say(Sentence(N_("an internal error stopped the fetch"))))
+        internal = Sentence(N_("an internal error stopped the fetch"))
+        _finish(store, job_id, error=request.say(internal))
     finally:
         stop.set()
         try:

@@ -8,6 +8,8 @@ so a 40 MB message never sits in memory whole.
 
 from __future__ import annotations
 
+import errno
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -17,6 +19,8 @@ from app.messages import index_fields
 from app.store import Mailbox, NewMessage
 
 INDEX_HEAD_BYTES = 512 * 1024
+SPACE_FACTOR = 4
+SPACE_RESERVE = 8 * 1024 * 1024
 
 
 def new_message(item: Downloaded) -> NewMessage:
@@ -58,7 +62,18 @@ class MailboxDestination:
         return self.mailbox.known_uids()
 
     def deliver(self, batch: Sequence[Downloaded]) -> int:
+        self._check_space(sum(item.size for item in batch))
         return len(self.mailbox.add_messages([new_message(item) for item in batch]))
+
+    def _check_space(self, incoming: int) -> None:
+        """Refuse a batch the disk may not hold, while there is still room to say so: a
+        database that fills the disk in the middle of a commit leaves none to record why.
+        The raw bytes, their search entry, the index and the write-ahead log need about
+        four times the mail itself."""
+        needed = SPACE_FACTOR * incoming + SPACE_RESERVE
+        free = shutil.disk_usage(self.spool_dir() or self.spool).free
+        if free < needed:
+            raise OSError(errno.ENOSPC, "no space left in the data directory")
 
     def spool_dir(self) -> Path | None:
         self.spool.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -73,10 +73,21 @@ class Mailbox:
         if not batch:
             return []
         added: list[str] = []
+        searchable: list[tuple[object, ...]] = []
         with self._db.write() as conn:
             for message in batch:
                 if not _uid_known(conn, message.uid):
-                    added.append(_insert(conn, message))
+                    public_id, seq = _insert(conn, message)
+                    added.append(public_id)
+                    searchable.append(_search_row(seq, message))
+            # The search entries go in last, together: FTS5 writes out what it holds in
+            # memory at every statement savepoint (the count trigger makes one per message),
+            # so interleaving them would write and merge one tiny segment per message.
+            conn.executemany(
+                "INSERT INTO messages_fts (rowid, subject, sender, recipients, body) "
+                "VALUES (?, ?, ?, ?, ?)",
+                searchable,
+            )
         return added
 
     # -- listing ------------------------------------------------------------------------
@@ -208,8 +219,8 @@ def _uid_known(conn: sqlite3.Connection, uid: str) -> bool:
     return bool(row[0])
 
 
-def _insert(conn: sqlite3.Connection, message: NewMessage) -> str:
-    """Insert the index row, the raw bytes and the search entry; return the public id."""
+def _insert(conn: sqlite3.Connection, message: NewMessage) -> tuple[str, int]:
+    """Insert the index row and the raw bytes; return the public id and the row's seq."""
     public_id = secrets.token_urlsafe(12)
     raw = message.raw
     in_memory = isinstance(raw, bytes | bytearray | memoryview)
@@ -227,8 +238,7 @@ def _insert(conn: sqlite3.Connection, message: NewMessage) -> str:
     else:
         conn.execute("INSERT INTO raw_messages (seq, data) VALUES (?, zeroblob(?))", (seq, size))
         copy_into_blob(conn, "raw_messages", "data", seq, raw, size)  # type: ignore[arg-type]
-    _index_text(conn, seq, message)
-    return public_id
+    return public_id, seq
 
 
 def _index_row(public_id: str, message: NewMessage, size: int) -> tuple[object, ...]:
@@ -255,18 +265,15 @@ def _when(date: datetime | None) -> tuple[int, str | None, int]:
     return (date - _EPOCH) // _MICROSECOND, date.isoformat(), stored_at
 
 
-def _index_text(conn: sqlite3.Connection, seq: int, message: NewMessage) -> None:
+def _search_row(seq: int, message: NewMessage) -> tuple[object, ...]:
+    """The full-text entry of a message: rowid and the four searchable columns, folded."""
     columns = (
         message.subject,
         f"{message.from_name} {message.from_addr}",
         f"{message.to} {message.cc}",
         message.body_text,
     )
-    conn.execute(
-        "INSERT INTO messages_fts (rowid, subject, sender, recipients, body) "
-        "VALUES (?, ?, ?, ?, ?)",
-        (seq, *(fold(_storable(text)) for text in columns)),
-    )
+    return (seq, *(fold(_storable(text)) for text in columns))
 
 
 def _storable(text: str) -> str:

@@ -10,6 +10,7 @@ one with `NORMAL` (it survives a killed process; a power cut may lose its last m
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 import time
@@ -151,9 +152,12 @@ class Store:
             job = jobs.get(conn, account.hex, job_id)
         if job is None or not jobs.is_stale(job, now, stale_after):
             return job
-        with self._shared.write() as conn:
-            jobs.fail_if_stale(conn, job_id, now, stale_after)
-            return jobs.get(conn, account.hex, job_id)
+        try:
+            with self._shared.write() as conn:
+                jobs.fail_if_stale(conn, job_id, now, stale_after)
+                return jobs.get(conn, account.hex, job_id)
+        except sqlite3.Error:  # say so even when it cannot be written down (a full disk)
+            return dataclasses.replace(job, state="failed", error=jobs.STALE_ERROR)
 
     # -- protocol logs ------------------------------------------------------------------
 

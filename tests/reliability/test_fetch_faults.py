@@ -289,13 +289,6 @@ def test_connection_cut_mid_fetch_fails_clearly_and_loses_nothing(
 TMPFS_BYTES = 16 * 1024 * 1024
 # 300 messages take about 3.5 MB of WAL: the first batch of 200 fits, the second does not.
 FREE_BYTES = 3 * 1024 * 1024
-DISK_FULL_UNREPORTED = (
-    "app/fetch/jobs.py run_job: when the data dir's file system is full, store.finish_job() "
-    "fails too (the shared database lives on the same disk), so the job stays 'running' until "
-    "it goes stale, and then GET /fetch/<job> answers 500 (Store.get_job cannot write the "
-    "stale mark); the user never reads 'the mail could not be stored'"
-)
-
 
 @contextlib.contextmanager
 def small_tmpfs(directory: Path) -> Iterator[Path]:
@@ -399,7 +392,6 @@ def test_disk_full_mid_fetch_loses_nothing_and_recovers(disk_full_run: DiskFullR
     assert run.on_server_at_end == 0
 
 
-@pytest.mark.xfail(strict=True, reason=DISK_FULL_UNREPORTED)
 def test_disk_full_mid_fetch_is_reported_to_the_user(disk_full_run: DiskFullRun) -> None:
     status, job = disk_full_run.reported[-1]
     assert status == 200, f"GET /fetch/<job> answered {status} while the disk was full"

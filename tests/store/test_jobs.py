@@ -152,3 +152,21 @@ def test_a_job_can_be_failed_without_a_message(store: Store) -> None:
 
     store.finish_job(job_id, failed=True)
     assert store.get_job(ALICE, job_id).state == "failed"  # type: ignore[union-attr]
+
+
+def test_a_stale_job_reads_failed_even_when_that_cannot_be_written(store, monkeypatch):
+    import sqlite3
+    import time
+
+    from app.store import jobs as job_rows
+
+    job_id, _ = store.start_job(ALICE, stale_after=0.05)
+    time.sleep(0.1)
+
+    def disk_full(*_args: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(job_rows, "fail_if_stale", disk_full)
+    job = store.get_job(ALICE, job_id, stale_after=0.05)
+    assert job is not None and job.state == "failed"
+    assert job.error == job_rows.STALE_ERROR

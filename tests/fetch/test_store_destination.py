@@ -1,0 +1,47 @@
+"""Delivering fetched mail into a mailbox: indexed, durable, and refused before a full disk."""
+
+from __future__ import annotations
+
+import errno
+import io
+from collections import namedtuple
+
+import pytest
+
+from app.fetch import store_destination
+from app.fetch.policy import Downloaded
+from app.fetch.store_destination import MailboxDestination
+from app.store import AccountKey, Store
+
+RAW = b"From: Anna <anna@example.org>\r\nSubject: hello\r\n\r\nbody text\r\n"
+
+
+@pytest.fixture
+def destination(tmp_path):
+    store = Store(tmp_path / "data")
+    yield MailboxDestination(store.mailbox(AccountKey("pop.test", 995, "u")), tmp_path / "spool")
+    store.close()
+
+
+def downloaded(uid: str, raw: bytes = RAW) -> Downloaded:
+    return Downloaded(1, uid, len(raw), io.BytesIO(raw))
+
+
+def test_delivered_mail_is_indexed_and_searchable(destination):
+    assert destination.deliver([downloaded("u1")]) == 1
+    page = destination.mailbox.page(query="hello")
+    assert [m.subject for m in page.items] == ["hello"]
+    assert page.items[0].from_name == "Anna"
+    assert destination.known_uids() == {"u1"}
+
+
+def test_a_batch_the_disk_may_not_hold_is_refused_before_writing(destination, monkeypatch):
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(store_destination.shutil, "disk_usage",
+                        lambda _path: usage(100, 100, store_destination.SPACE_RESERVE))
+    with pytest.raises(OSError) as caught:
+        destination.deliver([downloaded("u1")])
+    assert caught.value.errno == errno.ENOSPC
+    assert destination.mailbox.count() == 0
+    monkeypatch.undo()  # space again: the same batch goes in
+    assert destination.deliver([downloaded("u1")]) == 1
