@@ -63,9 +63,13 @@ class EmlDirectory:
             return set()
         return {line for line in uid_list.read_text("utf-8").splitlines() if line}
 
-    def deliver(self, batch: Sequence[Downloaded]) -> int:
+    def prepare(self, batch: Sequence[Downloaded]) -> Sequence[Downloaded]:
+        return batch
+
+    def deliver(self, prepared: Sequence[object]) -> int:
         known = self.known_uids()
-        fresh = [item for item in batch if item.uid not in known]
+        fresh = [item for item in prepared if isinstance(item, Downloaded)]
+        fresh = [item for item in fresh if item.uid not in known]
         for item in fresh:
             path = self.directory / file_name(item.uid)
             _write_durably(path, item)

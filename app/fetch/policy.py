@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -50,9 +52,15 @@ class Destination(Protocol):
         """UIDs already delivered (and ones the user deleted, so they are not fetched again)."""
         ...
 
-    def deliver(self, batch: Sequence[Downloaded]) -> int:
-        """Make the batch durable before returning (the caller DELEs it next); return how
-        many were new. Delivering a UID that is already known must be a no-op."""
+    def prepare(self, batch: Sequence[Downloaded]) -> Sequence[object]:
+        """The work that needs no durability (say, indexing), done in the fetch's thread
+        while the previous batch is being delivered."""
+        ...
+
+    def deliver(self, prepared: Sequence[object]) -> int:
+        """Make a prepared batch durable before returning (the caller DELEs it next); return
+        how many were new. A UID that is already known must be a no-op. May run in a
+        thread of its own, one batch at a time."""
         ...
 
     def spool_dir(self) -> Path | None:
@@ -162,9 +170,9 @@ class Fetcher:
         todo = self._within_limit(todo, sizes)
         self.progress.total = len(todo)
         self.on_progress(self.progress)
-        for batch in _batches(todo, sizes, self.batch_size, BATCH_BYTES):
-            downloaded = self._retrieve(batch, lambda n: uids[n])
-            self._deliver(batch, downloaded)
+        with _Overlapped(self) as deliveries:
+            for batch in _batches(todo, sizes, self.batch_size, BATCH_BYTES):
+                deliveries.submit(batch, self._retrieve(batch, lambda n: uids[n]))
 
     def _fetch_without_uidl(self, sizes: dict[int, int]) -> None:
         """Without UIDL every message must be read to know whether it is new."""
@@ -226,8 +234,18 @@ class Fetcher:
         return downloaded
 
     def _deliver(self, batch: Sequence[int], downloaded: list[Downloaded]) -> None:
+        destination = self.destination
+        self._delivered(
+            batch, downloaded, lambda: destination.deliver(destination.prepare(downloaded))
+        )
+
+    def _delivered(
+        self, batch: Sequence[int], downloaded: list[Downloaded], outcome: Callable[[], int]
+    ) -> None:
+        """Take a batch's delivery (`outcome` returns how many were new, or raises), then
+        DELE it: only now is it durable."""
         try:
-            new = self.destination.deliver(downloaded) if downloaded else 0
+            new = outcome() if downloaded else 0
         except BaseException:
             # Nothing of this batch was DELE'd; earlier batches are durable and their DELEs
             # take effect if the QUIT still goes through.
@@ -264,6 +282,56 @@ class Fetcher:
             self.client.quit()
         except MailError:
             self.client.close()
+
+
+class _Overlapped:
+    """Batches delivered in a thread of their own while the next one downloads.
+
+    Committing a batch (writing, indexing, fsync) happens in SQLite's C code, which lets go
+    of the GIL, so it runs beside the download and parsing of the next batch instead of
+    after it. The order of events per batch is unchanged: download, durable delivery, and
+    only then DELE; at most one batch is being delivered at a time.
+    """
+
+    def __init__(self, fetcher: Fetcher):
+        self.fetcher = fetcher
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pochta-deliver")
+        self.pending: tuple[Sequence[int], list[Downloaded], Future[int]] | None = None
+
+    def __enter__(self) -> _Overlapped:
+        return self
+
+    def submit(self, batch: Sequence[int], downloaded: list[Downloaded]) -> None:
+        try:
+            prepared = self.fetcher.destination.prepare(downloaded)
+            self.drain()
+        except BaseException:
+            for item in downloaded:
+                item.spool.close()
+            raise
+        future = self.executor.submit(self.fetcher.destination.deliver, prepared)
+        self.pending = (batch, downloaded, future)
+
+    def drain(self) -> None:
+        """Wait for the batch in delivery, then DELE it and report progress."""
+        if self.pending is None:
+            return
+        batch, downloaded, future = self.pending
+        self.pending = None
+        self.fetcher._delivered(batch, downloaded, future.result)
+
+    def __exit__(self, kind: type[BaseException] | None, *_rest: object) -> None:
+        try:
+            if kind is None:
+                self.drain()
+            elif self.pending is not None:  # a download failed: let the delivery finish
+                _batch, downloaded, future = self.pending
+                self.pending = None
+                futures.wait([future])
+                for item in downloaded:
+                    item.spool.close()
+        finally:
+            self.executor.shutdown(wait=True)
 
 
 def _content_uid(spool: BinaryIO) -> str:

@@ -61,9 +61,13 @@ class MailboxDestination:
     def known_uids(self) -> set[str]:
         return self.mailbox.known_uids()
 
-    def deliver(self, batch: Sequence[Downloaded]) -> int:
-        self._check_space(sum(item.size for item in batch))
-        return len(self.mailbox.add_messages([new_message(item) for item in batch]))
+    def prepare(self, batch: Sequence[Downloaded]) -> list[NewMessage]:
+        return [new_message(item) for item in batch]
+
+    def deliver(self, prepared: Sequence[object]) -> int:
+        messages = [m for m in prepared if isinstance(m, NewMessage)]
+        self._check_space(sum(message.size for message in messages))
+        return len(self.mailbox.add_messages(messages))
 
     def _check_space(self, incoming: int) -> None:
         """Refuse a batch the disk may not hold, while there is still room to say so: a

@@ -345,7 +345,9 @@ class POP3Client(Session):
         self, verb: str, numbers: Iterable[int], window: int
     ) -> Iterator[tuple[int, POP3Response]]:
         """Send `verb n` for each number, keeping up to `window` unanswered, and yield each
-        status line in order. The caller reads any multiline body before asking for more."""
+        status line in order. The caller reads any multiline body before asking for more.
+        The window is topped up once half of it has been answered: one write for many
+        commands, and the server is never left without one."""
         wire = self._require_wire()
         if not self.capabilities.pipelining:
             window = 1
@@ -353,10 +355,11 @@ class POP3Client(Session):
         queue = iter(numbers)
         while True:
             batch = []
-            for number in queue:
-                batch.append(number)
-                if len(pending) + len(batch) >= window:
-                    break
+            if len(pending) <= window // 2:
+                for number in queue:
+                    batch.append(number)
+                    if len(pending) + len(batch) >= window:
+                        break
             if batch:
                 for number in batch:
                     self.transcript.client(f"{verb} {number}")

@@ -61,6 +61,9 @@ class MemoryDestination:
     def known_uids(self) -> set[str]:
         return set(self.messages)
 
+    def prepare(self, batch: Sequence[Downloaded]) -> Sequence[Downloaded]:
+        return batch
+
     def deliver(self, batch: Sequence[Downloaded]) -> int:
         self.deliveries += 1
         if self.deliveries == self.fail_on_delivery:

@@ -28,7 +28,7 @@ def downloaded(uid: str, raw: bytes = RAW) -> Downloaded:
 
 
 def test_delivered_mail_is_indexed_and_searchable(destination):
-    assert destination.deliver([downloaded("u1")]) == 1
+    assert destination.deliver(destination.prepare([downloaded("u1")])) == 1
     page = destination.mailbox.page(query="hello")
     assert [m.subject for m in page.items] == ["hello"]
     assert page.items[0].from_name == "Anna"
@@ -40,8 +40,8 @@ def test_a_batch_the_disk_may_not_hold_is_refused_before_writing(destination, mo
     monkeypatch.setattr(store_destination.shutil, "disk_usage",
                         lambda _path: usage(100, 100, store_destination.SPACE_RESERVE))
     with pytest.raises(OSError) as caught:
-        destination.deliver([downloaded("u1")])
+        destination.deliver(destination.prepare([downloaded("u1")]))
     assert caught.value.errno == errno.ENOSPC
     assert destination.mailbox.count() == 0
     monkeypatch.undo()  # space again: the same batch goes in
-    assert destination.deliver([downloaded("u1")]) == 1
+    assert destination.deliver(destination.prepare([downloaded("u1")])) == 1
