@@ -123,6 +123,12 @@ class Mailbox:
         with self._db.read() as conn:
             return int(conn.execute("SELECT unread FROM counters WHERE id = 1").fetchone()[0])
 
+    def version(self) -> int:
+        """A number that changes whenever the list does (stored, deleted, read or unread):
+        whatever was rendered from the list at one version holds until the next."""
+        with self._db.read() as conn:
+            return int(conn.execute("SELECT version FROM counters WHERE id = 1").fetchone()[0])
+
     def neighbours(self, message_id: str) -> tuple[str | None, str | None]:
         """The ids just newer and just older than this one in inbox order (prev / next)."""
         with self._db.read() as conn:

@@ -106,6 +106,36 @@ MAILBOX_MIGRATIONS: list[Migration] = [
         "DROP TABLE messages_fts",
         "ALTER TABLE messages_fts_v2 RENAME TO messages_fts",
     ),
+    script(
+        # A version that moves with every change to the list (a message stored, deleted,
+        # read or unread), so a page rendered from the list can be reused until it moves.
+        "ALTER TABLE counters ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+        "DROP TRIGGER messages_count_insert",
+        "DROP TRIGGER messages_count_delete",
+        "DROP TRIGGER messages_count_seen",
+        """
+        CREATE TRIGGER messages_count_insert AFTER INSERT ON messages BEGIN
+            UPDATE counters SET total = total + 1, unread = unread + (NEW.seen = 0),
+                version = version + 1
+            WHERE id = 1;
+        END
+        """,
+        """
+        CREATE TRIGGER messages_count_delete AFTER DELETE ON messages BEGIN
+            UPDATE counters SET total = total - 1, unread = unread - (OLD.seen = 0),
+                version = version + 1
+            WHERE id = 1;
+        END
+        """,
+        """
+        CREATE TRIGGER messages_count_seen AFTER UPDATE OF seen ON messages
+        WHEN NEW.seen != OLD.seen BEGIN
+            UPDATE counters SET unread = unread + (NEW.seen = 0) - (OLD.seen = 0),
+                version = version + 1
+            WHERE id = 1;
+        END
+        """,
+    ),
 ]
 
 SHARED_MIGRATIONS: list[Migration] = [

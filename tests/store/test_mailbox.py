@@ -262,3 +262,22 @@ def test_text_with_lone_surrogates_is_stored_with_replacement_characters(mailbox
 
     assert got is not None
     assert got.subject == "bad \ufffd\ufffd byte"
+
+
+def test_version_moves_with_every_change_to_the_list(store):
+    from tests.store.conftest import ALICE, message
+
+    mailbox = store.mailbox(ALICE)
+    seen = [mailbox.version()]
+    (first,) = mailbox.add_messages([message("u1")])
+    seen.append(mailbox.version())
+    mailbox.page(1)
+    mailbox.get(first)
+    assert mailbox.version() == seen[-1]  # reading changes nothing
+    mailbox.mark_seen(first)
+    seen.append(mailbox.version())
+    mailbox.mark_seen(first)  # already read: no change
+    assert mailbox.version() == seen[-1]
+    mailbox.delete(first)
+    seen.append(mailbox.version())
+    assert len(set(seen)) == 4

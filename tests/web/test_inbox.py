@@ -85,3 +85,37 @@ def test_unread_messages_are_marked(logged_in, mail_server):
     html = logged_in.get("/inbox").get_data(as_text=True)
     assert '<tr class="unread">' in html
     assert 'class="badge"' in html
+
+
+def test_a_kept_inbox_page_follows_every_change_of_the_mailbox(logged_in, mail_server):
+    mail_server.mailboxes.deliver("alice", message(1, "first"))
+    fetch_and_wait(logged_in)
+    assert subjects(logged_in.get("/inbox").get_data(as_text=True)) == ["first"]
+    assert subjects(logged_in.get("/inbox").get_data(as_text=True)) == ["first"]  # kept
+    mail_server.mailboxes.deliver("alice", message(2, "second"))
+    fetch_and_wait(logged_in)
+    html = logged_in.get("/inbox").get_data(as_text=True)
+    assert subjects(html) == ["second", "first"]
+    assert html.count('<tr class="unread">') == 2
+    link = re.search(r'<a href="(/message/[^"]+)">second</a>', html).group(1)
+    logged_in.get(link)  # reading it marks it read
+    html = logged_in.get("/inbox").get_data(as_text=True)
+    assert html.count('<tr class="unread">') == 1
+
+
+def test_kept_pages_are_never_shared_between_sessions_or_languages(logged_in, mail_server, app):
+    from tests.web.conftest import log_in
+
+    mail_server.mailboxes.deliver("alice", message(1, "mine"))
+    fetch_and_wait(logged_in)
+    logged_in.get("/inbox")  # kept for this session
+    other = app.test_client()
+    log_in(other, mail_server, "alice")
+    theirs = other.get("/inbox").get_data(as_text=True)
+    # The other session's page carries a token of its own: a form posted with it passes.
+    token = re.search(r'name="csrf_token" value="([^"]+)"', theirs).group(1)
+    response = other.post("/fetch", data={"csrf_token": token},
+                          headers={"Accept": "application/json"})
+    assert response.status_code == 202
+    russian = logged_in.get("/inbox", headers={"Accept-Language": "ru"})
+    assert '<html lang="ru">' in russian.get_data(as_text=True)
