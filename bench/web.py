@@ -1,0 +1,272 @@
+"""Speaking HTTP to Pochta as a browser would, and loading it as a crowd would.
+
+`Browser` logs in through the real form (CSRF token, cookie jar) and posts forms and files;
+`KeepAlive` is one connection reused for many requests; `wrk` runs Debian's load generator
+(with `python_load` as the fallback when it is missing) and reads its latency distribution.
+"""
+
+from __future__ import annotations
+
+import http.client
+import http.cookiejar
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from html import unescape
+
+from bench.servers import address, password
+from tests.support.realservers import RealServers
+
+CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+MESSAGE_LINK = re.compile(r'href="/message/([^/"?]+)')
+BOUNDARY = "pochta-bench-boundary-7d1c0a5e"
+
+
+def login_fields(servers: RealServers, name: str, *, keep: bool = True) -> dict[str, object]:
+    """The login form as a browser posts it, for the run's servers (host as the app offers
+    it: "localhost"). An unticked checkbox sends only the hidden "0"."""
+    return {
+        "email": address(name),
+        "password": password(name),
+        "username": "",
+        "smtp_host": "localhost",
+        "smtp_port": str(servers.smtp_starttls_port),
+        "smtp_security": "starttls",
+        "pop3_host": "localhost",
+        "pop3_port": str(servers.pop3_tls_port),
+        "pop3_security": "tls",
+        "keep_on_server": ["y", "0"] if keep else ["0"],
+    }
+
+
+def message_ids(html: str) -> list[str]:
+    return list(dict.fromkeys(MESSAGE_LINK.findall(html)))
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+@dataclass
+class Answer:
+    status: int
+    body: bytes
+    location: str
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+class Browser:
+    """One user's cookie jar against a running app; redirects are not followed."""
+
+    def __init__(self, base_url: str, timeout: float = 120.0):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.jar = http.cookiejar.CookieJar()
+        self._opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(self.jar), _NoRedirects()
+        )
+
+    def request(self, method: str, path: str, data: bytes | None = None,
+                headers: Mapping[str, str] | None = None) -> Answer:
+        request = urllib.request.Request(  # noqa: S310 (our own http:// base URL)
+            self.base_url + path, data=data, headers=dict(headers or {}), method=method
+        )
+        try:
+            response = self._opener.open(request, timeout=self.timeout)
+        except urllib.error.HTTPError as answer:  # 3xx (not followed), 4xx, 5xx
+            with answer:
+                return Answer(answer.code, answer.read(), answer.headers.get("Location", ""))
+        with response:
+            return Answer(response.status, response.read(), response.headers.get("Location", ""))
+
+    def get(self, path: str) -> Answer:
+        return self.request("GET", path)
+
+    def csrf_token(self, page: str) -> str:
+        answer = self.get(page)
+        match = CSRF_FIELD.search(answer.text)
+        if match is None:
+            raise AssertionError(f"no csrf_token on {page} ({answer.status})")
+        return unescape(match.group(1))
+
+    def post_form(self, path: str, fields: Mapping[str, object], page: str | None = None,
+                  headers: Mapping[str, str] | None = None) -> Answer:
+        body = urllib.parse.urlencode(
+            {"csrf_token": self.csrf_token(page or path), **fields}, doseq=True
+        ).encode()
+        return self.request("POST", path, body, {
+            "Content-Type": "application/x-www-form-urlencoded", **(headers or {})})
+
+    def post_multipart(self, path: str, fields: Mapping[str, str],
+                       files: Mapping[str, tuple[str, bytes]], page: str | None = None) -> Answer:
+        """A multipart/form-data POST, as a browser sends a form with file inputs."""
+        parts: list[bytes] = []
+        for name, value in {"csrf_token": self.csrf_token(page or path), **fields}.items():
+            parts.append(f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"'
+                         f"\r\n\r\n{value}\r\n".encode())
+        for name, (filename, data) in files.items():
+            parts.append(f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"; '
+                         f'filename="{filename}"\r\nContent-Type: application/octet-stream'
+                         "\r\n\r\n".encode())
+            parts.append(data)
+            parts.append(b"\r\n")
+        parts.append(f"--{BOUNDARY}--\r\n".encode())
+        return self.request("POST", path, b"".join(parts), {
+            "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
+
+    def log_in(self, servers: RealServers, name: str, *, keep: bool = True) -> None:
+        answer = self.post_form("/login", login_fields(servers, name, keep=keep))
+        if answer.status not in (302, 303):
+            raise AssertionError(f"login as {name} answered {answer.status}: {answer.text[:300]}")
+
+    def cookie_header(self) -> str:
+        return "; ".join(f"{c.name}={c.value}" for c in self.jar)
+
+    def fetch(self, timeout: float = 300.0) -> dict:
+        """POST /fetch (JSON), then poll the job until it ends; its last state."""
+        answer = self.post_form("/fetch", {}, page="/inbox", headers={"Accept": "application/json"})
+        if answer.status != 202:
+            raise AssertionError(f"POST /fetch answered {answer.status}: {answer.text[:300]}")
+        job = _json(answer.body)["job"]
+        deadline = time.monotonic() + timeout
+        while True:
+            state = _json(self.get(f"/fetch/{job}").body)
+            if state["state"] != "running" or time.monotonic() > deadline:
+                return state
+            time.sleep(0.1)
+
+
+def _json(body: bytes) -> dict:
+    return json.loads(body)
+
+
+class KeepAlive:
+    """One persistent HTTP/1.1 connection carrying a session cookie."""
+
+    def __init__(self, host: str, port: int, cookie: str, timeout: float = 60.0):
+        self.connection = http.client.HTTPConnection(host, port, timeout=timeout)
+        self.headers = {"Cookie": cookie} if cookie else {}
+
+    def get(self, path: str) -> tuple[int, bytes, float]:
+        """(status, body, seconds); reconnects once if the server closed the connection."""
+        started = time.perf_counter()
+        for attempt in (1, 2):
+            try:
+                self.connection.request("GET", path, headers=self.headers)
+                response = self.connection.getresponse()
+                body = response.read()
+                return response.status, body, time.perf_counter() - started
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.connection.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+# -- load -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Load:
+    """What a load generator saw on one URL: requests per second, latency percentiles."""
+
+    tool: str
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+_WRK_LATENCY = re.compile(r"^\s*(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
+_WRK_RATE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
+_WRK_ERRORS = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)|Socket errors:.*?(\d+)")
+_SCALE = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def have_wrk() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def wrk(url: str, cookie: str, seconds: int, connections: int = 8, threads: int = 2) -> Load:
+    """`wrk -t2 -c8 -dNs --latency -H "Cookie: ..." URL`, parsed."""
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
+               "--timeout", "30s", "-H", f"Cookie: {cookie}", url]
+    out = subprocess.run(command, capture_output=True, text=True, check=True,
+                         timeout=seconds + 60).stdout
+    latency = {m.group(1): float(m.group(2)) * _SCALE[m.group(3)]
+               for m in _WRK_LATENCY.finditer(out)}
+    rate = _WRK_RATE.search(out)
+    if rate is None or set(latency) != {"50", "99"}:
+        raise AssertionError(f"could not read wrk's output:\n{out}")
+    errors = sum(int(n) for m in _WRK_ERRORS.finditer(out) for n in m.groups() if n)
+    return Load("wrk", float(rate.group(1)), latency["50"], latency["99"], errors)
+
+
+def python_load(host: str, port: int, path: str, cookie: str, seconds: float,
+                connections: int = 8) -> Load:
+    """The fallback without wrk: `connections` threads, each a keep-alive connection."""
+    return crowd(host, port, [cookie] * connections, lambda _user, _k: path, seconds,
+                 tool="python threads")
+
+
+def crowd(host: str, port: int, cookies: list[str], next_path: Callable[[int, int], str],
+          seconds: float, *, tool: str = "python threads",
+          ok: Callable[[int], bool] = lambda status: status == 200) -> Load:
+    """One thread per cookie, each looping `next_path(user, k)` over its own keep-alive
+    connection for `seconds`; a status that is not `ok`, or an exception, is an error."""
+    latencies: list[list[float]] = [[] for _ in cookies]
+    errors = [0] * len(cookies)
+    start = threading.Barrier(len(cookies) + 1)
+    stop_at: list[float] = []
+
+    def user(index: int) -> None:
+        client = KeepAlive(host, port, cookies[index])
+        start.wait()
+        k = 0
+        try:
+            while time.perf_counter() < stop_at[0]:
+                try:
+                    status, _body, elapsed = client.get(next_path(index, k))
+                except (OSError, http.client.HTTPException):
+                    errors[index] += 1
+                    client.close()
+                    client = KeepAlive(host, port, cookies[index])
+                    continue
+                latencies[index].append(elapsed)
+                if not ok(status):
+                    errors[index] += 1
+                k += 1
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=user, args=(i,), daemon=True) for i in range(len(cookies))]
+    for thread in threads:
+        thread.start()
+    began = time.perf_counter()
+    stop_at.append(began + seconds)
+    start.wait()
+    for thread in threads:
+        thread.join(seconds + 120)
+    took = time.perf_counter() - began
+    samples = sorted(x for per_user in latencies for x in per_user)
+    if not samples:
+        raise AssertionError("the load generator completed no request")
+    p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+    return Load(tool, len(samples) / took, statistics.median(samples) * 1000, p99 * 1000,
+                sum(errors))
