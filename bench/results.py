@@ -111,6 +111,8 @@ def _number(value: float | None, unit: str) -> str:
         return f"{value:.3f} s" if value >= 0.1 else f"{value * 1000:.1f} ms"
     if unit == "ms":
         return f"{value:.2f} ms"
+    if unit == "errors":
+        return f"{value:,.0f} errors"
     return f"{value:,.1f} {unit}".strip()
 
 

@@ -243,7 +243,7 @@ def crowd(host: str, port: int, cookies: list[str], next_path: Callable[[int, in
             while time.perf_counter() < stop_at[0]:
                 try:
                     status, _body, elapsed = client.get(next_path(index, k))
-                except (OSError, http.client.HTTPException):
+                except Exception:
                     errors[index] += 1
                     client.close()
                     client = KeepAlive(host, port, cookies[index])
