@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import email
 import email.policy
+import io
+import os
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +23,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
+from app.cli import main
 from app.demo.server import DemoMailServer
 from app.mail.security import Security
 from tests.security.fakes import FakeMailServer, RecordingRelay
@@ -133,6 +137,9 @@ ADDRESS_ATTACKS = {
     "nul-joined": f"{BOB}\x00{CAROL}",
     "line-separator": f"{BOB}\u2028RCPT TO:<{CAROL}>",
     "esmtp-parameter": f"{BOB}> NOTIFY=NEVER ORCPT=rfc822;{CAROL}",
+    "nel-in-quoted-name": f'"Bob\x85Bcc: {CAROL}" <{BOB}>',
+    "vt-in-quoted-name": f'"Bob\x0bBcc: {CAROL}" <{BOB}>',
+    "line-separator-in-quoted-name": f'"Bob\u2028Bcc: {CAROL}" <{BOB}>',
     "unbalanced": f"<{BOB}",
     "no-at": "bob",
     "two-at": f"bob@{CAROL}",
@@ -288,3 +295,42 @@ def test_line_break_in_the_login_address_is_a_form_error(app: Flask, client: Fla
         assert response.status_code == 400
         assert "email" in invalid_fields(response.get_data(as_text=True))
         assert fake.pop3_connections == 0 and fake.smtp_connections == 0
+
+
+# -- the same fields through `pochta send` -------------------------------------------------------
+
+def pochta_send(wire: Wire, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+                *argv: str) -> tuple[int, str]:
+    """`pochta send` in-process through the recording relay: (exit status, stderr)."""
+    for name in [n for n in os.environ if n.startswith("POCHTA_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("POCHTA_PASSWORD", "alice-pw")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("hello\n"))
+    status = main(["send", "--from", "alice@demo.pochta.test", "--smtp-host", "127.0.0.1",
+                   "--smtp-port", str(wire.relay.port), "--smtp-security", "none", *argv])
+    return status, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("brk", sorted(LINE_BREAKS))
+def test_line_break_in_a_command_line_subject_sends_nothing(
+        wire: Wire, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+        brk: str) -> None:
+    before = len(wire.relay.sent)
+    status, err = pochta_send(wire, monkeypatch, capsys, "--to", BOB,
+                              "--subject", f"Hello{LINE_BREAKS[brk]}Bcc: {CAROL}")
+    assert status != 0 and len(err.strip().splitlines()) == 1, err
+    assert_nothing_sent(wire, before)
+
+
+@pytest.mark.parametrize("brk", ["crlf", "lf", "nel", "line-separator", "vt"])
+def test_line_break_in_an_attached_file_name_sends_nothing(
+        wire: Wire, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+        tmp_path: Path, brk: str) -> None:
+    """A file on disk may be named anything; its name becomes a MIME parameter."""
+    attached = tmp_path / f"x{LINE_BREAKS[brk]}X-Injected: yes.txt"
+    attached.write_text("attached words")
+    before = len(wire.relay.sent)
+    status, err = pochta_send(wire, monkeypatch, capsys, "--to", BOB, "--subject", "file",
+                              "--attach", str(attached))
+    assert status != 0, err
+    assert_nothing_sent(wire, before)
