@@ -9,6 +9,9 @@ slow.
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
+import socket
 from datetime import UTC, datetime
 
 from flask import (
@@ -61,8 +64,35 @@ def _account(form: LoginForm) -> Account:
     )
 
 
+def _client_network(address: str | None) -> str:
+    """Who is guessing: an IPv4 address, or an IPv6 client's /64 (one subscriber holds a
+    whole /64 and could otherwise take a fresh address for every few guesses)."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return address or "unknown"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def _mailbox_identity(key: AccountKey) -> str:
+    """Whose password is being guessed, however it is spelled: servers commonly take the
+    address or the bare name in any case, and a host by any of its names, so the count is
+    kept per server address and lower-cased local part (the port does not matter either)."""
+    try:
+        infos = socket.getaddrinfo(key.pop3_host, key.pop3_port, proto=socket.IPPROTO_TCP)
+        host = min(str(info[4][0]) for info in infos)
+    except (OSError, UnicodeError):
+        host = key.pop3_host
+    local = key.username.rsplit("@", 1)[0] if "@" in key.username else key.username
+    return hashlib.sha256(f"{host}\0{local.casefold()}".encode()).hexdigest()
+
+
 def _limit_keys(key: AccountKey) -> tuple[str, str]:
-    return f"address:{request.remote_addr}", f"account:{key.hex}"
+    return f"address:{_client_network(request.remote_addr)}", f"account:{_mailbox_identity(key)}"
 
 
 def _too_many_failures(key: AccountKey) -> bool:

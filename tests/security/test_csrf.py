@@ -197,16 +197,16 @@ def test_behind_tls_a_cross_site_referer_is_refused(tls_app: Flask,
     assert response.status_code == 400
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Behind TLS Flask-WTF's WTF_CSRF_SSL_STRICT demands a same-origin Referer on every POST, "
-    "but every page sends Referrer-Policy: no-referrer (app/web/headers.py) and "
-    "<meta name=referrer content=no-referrer> (templates/base.html), so browsers send none: "
-    "each form POST over HTTPS (login included) is refused with 400."))
-def test_behind_tls_a_same_origin_post_without_referer_is_accepted(
+def test_behind_tls_the_pages_let_browsers_send_the_referer_the_check_needs(
         tls_app: Flask, mail_server: DemoMailServer) -> None:
-    """What a browser sends under the app's own Referrer-Policy: no Referer at all."""
+    """Over HTTPS Flask-WTF wants a same-origin Referer on every POST: the pages' policy must
+    let the browser send one to the app (and to nobody else)."""
     client = tls_app.test_client()
+    page = client.get("/login", headers=TLS, base_url="https://localhost")
+    assert page.headers["Referrer-Policy"] == "same-origin"
+    assert '<meta name="referrer" content="same-origin">' in page.get_data(as_text=True)
     token = tls_token(client)
     response = client.post("/login", data={"csrf_token": token, **login_data(mail_server)},
-                           headers=TLS, base_url="https://localhost")
+                           headers={**TLS, "Referer": "https://localhost/login"},
+                           base_url="https://localhost")
     assert response.status_code == 303

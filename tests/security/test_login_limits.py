@@ -126,9 +126,6 @@ def test_behind_a_trusted_proxy_each_client_has_its_own_count(
         application.extensions["pochta.store"].close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "app/web/auth.py keys the per-address count by request.remote_addr as is: an IPv6 client "
-    "owns a whole /64 (2^64 addresses) and gets 20 fresh guesses from each of them."))
 def test_an_ipv6_client_cannot_rotate_within_its_own_network(
         workers: tuple[Flask, Flask], fake: FakeMailServer) -> None:
     browser = workers[0].test_client()
@@ -148,10 +145,6 @@ def test_the_refusal_is_clear_in_json_too(workers: tuple[Flask, Flask],
     assert "too many failed logins" in response.get_json()["error"].lower()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "app/web/auth.py counts failures per AccountKey exactly as typed (host, port, user name); "
-    "a server that accepts several spellings of one login (address or name, any case of the "
-    "address, another name for the host) gives 8 fresh guesses per spelling."))
 def test_spelling_the_account_differently_does_not_reset_its_count(
         app: Flask, mail_server: DemoMailServer) -> None:
     browser = app.test_client()
