@@ -70,9 +70,9 @@ def _paths(n: int) -> dict[str, str]:
     deep = max(1, min(1000, n // PER_PAGE))
     return {
         "healthz": "/healthz",
-        "first page": "/inbox",
+        "page 1": "/inbox",
         f"page {deep:,}": f"/inbox?page={deep}",
-        f"search '{RARE_WORD}' (1%)": f"/inbox?q={RARE_WORD}",
+        f"search (1%: '{RARE_WORD}')": f"/inbox?q={RARE_WORD}",
     }
 
 
@@ -143,9 +143,9 @@ def test_client_rows(servers: RealServers, plan: Plan, data_dir: Path, n: int) -
         return get
 
     _check(paths, session())
-    rows = _rows("abc", "Flask test client, first view", _sample(
+    rows = _rows("abc", "test client, first view", _sample(
         plan, paths, session, fresh=True, label="test client, first view"), paths)
-    rows += _rows("def", "Flask test client, repeat view", _sample(
+    rows += _rows("def", "test client, repeat view", _sample(
         plan, paths, session, fresh=False, label="test client, repeat view"), paths)
     return rows
 
@@ -156,8 +156,8 @@ def _rows(letters: str, how: str, samples: dict[str, list[float]], paths: dict[s
     rows = []
     for letter, label in zip(letters, [p for p in paths if p != "healthz"], strict=True):
         rows.append(Row(
-            case=f"4{letter}", what=f"inbox, {label}: {how}",
-            reference=f"/healthz, {how}", unit=unit, reference_samples=health,
+            case=f"4{letter}", what=f"inbox {label}: {how}",
+            reference="/healthz, same way", unit=unit, reference_samples=health,
             pochta_samples=samples[label], bar=10.0 if label.startswith("search") else 3.0,
             extra=(extra or {}).get(label, {}),
         ))
@@ -180,7 +180,7 @@ def gunicorn_rows(servers: RealServers, plan: Plan, data_dir: Path, n: int) -> l
             return get
 
         _check(paths, session())
-        rows = _rows("ghi", "gunicorn, one request at a time, first view", _sample(
+        rows = _rows("ghi", "gunicorn, first view", _sample(
             plan, paths, session, fresh=True, label="gunicorn, first view"), paths)
         browser = Browser(app.url)
         browser.log_in(servers, USER)
@@ -210,12 +210,12 @@ def _under_load(plan: Plan, paths: dict[str, str], url: str, port: int, cookie: 
             errors += load.errors
         progress(f"  case 4 gunicorn under load run {k + 1}/{plan.repeat}: " + ", ".join(
             f"{label} p50 {v[-1]:.2f} ms" for label, v in p50.items()))
-    tool = "wrk -c8" if use_wrk else "Python threads, 8 connections"
+    tool = "wrk -c8" if use_wrk else "8 Python threads"
     extra = {label: {"req/s": f"{statistics.median(rates[label]):,.0f}",
                      "p99": f"{statistics.median(p99[label]):.1f} ms",
                      "/healthz req/s": f"{statistics.median(rates['healthz']):,.0f}"}
              for label in paths}
-    rows = _rows("jkl", f"gunicorn 4 workers, {tool}, p50", p50, paths, extra, unit="ms")
+    rows = _rows("jkl", f"gunicorn + {tool}, p50", p50, paths, extra, unit="ms")
     if errors:
         rows[-1].note = f"{errors} errors under load"
     return rows

@@ -55,17 +55,20 @@ class Pop3Bench:
     # -- poplib -------------------------------------------------------------------------
 
     def _poplib(self) -> poplib.POP3:
+        """Connected and logged in with USER/PASS, as a poplib user would write it."""
         poplib._MAXLINE = POPLIB_MAXLINE
         if self.tls:
-            return poplib.POP3_SSL(HOST, self.port, context=self.reference_context, timeout=60)
-        return poplib.POP3(HOST, self.port, timeout=60)
+            pop = poplib.POP3_SSL(HOST, self.port, context=self.reference_context, timeout=60)
+        else:
+            pop = poplib.POP3(HOST, self.port, timeout=60)
+        pop.user(self.user)
+        pop.pass_(self.password)
+        return pop
 
     def poplib_retrieve(self, expected: int, *, delete: bool = True) -> float:
         """Log in, RETR every message into memory, DELE each, QUIT: seconds."""
         started = time.perf_counter()
         pop = self._poplib()
-        pop.user(self.user)
-        pop.pass_(self.password)
         count, _size = pop.stat()
         held = [pop.retr(n)[1] for n in range(1, count + 1)]  # the lines of each
         if delete:
@@ -80,8 +83,6 @@ class Pop3Bench:
     def poplib_uidl(self, expected: int) -> float:
         started = time.perf_counter()
         pop = self._poplib()
-        pop.user(self.user)
-        pop.pass_(self.password)
         listing = pop.uidl()[1]
         pop.quit()
         elapsed = time.perf_counter() - started
