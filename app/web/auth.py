@@ -80,14 +80,16 @@ def _client_network(address: str | None) -> str:
 
 def _mailbox_identity(key: AccountKey) -> str:
     """Whose password is being guessed, however it is spelled: servers commonly take the
-    address or the bare name in any case, and a host by any of its names, so the count is
-    kept per server address and lower-cased local part (the port does not matter either)."""
+    address or the bare name in any case, with or without a +detail, and a host by any of
+    its names, so the count is kept per server address and lower-cased local part without
+    its detail (the port does not matter either)."""
     try:
         infos = socket.getaddrinfo(key.pop3_host, key.pop3_port, proto=socket.IPPROTO_TCP)
         host = min(str(info[4][0]) for info in infos)
     except (OSError, UnicodeError):
         host = key.pop3_host
     local = key.username.rsplit("@", 1)[0] if "@" in key.username else key.username
+    local = local.split("+", 1)[0]  # alice+x@ is alice on servers with a detail delimiter
     return hashlib.sha256(f"{host}\0{local.casefold()}".encode()).hexdigest()
 
 

@@ -162,10 +162,6 @@ def test_spelling_the_account_differently_does_not_reset_its_count(
     assert guess("Alice@Demo.Pochta.Test", "alice-pw", 51, host="127.0.0.1").status_code == 429
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "app/web/auth.py _mailbox_identity folds case, host aliases and the @domain, but keeps a "
-    "+detail: a server that maps alice+anything@domain to alice at login (the demo server "
-    "does, as its recipient_delimiter) gives 8 fresh guesses per detail, without end."))
 def test_a_plus_detail_does_not_reset_the_count(app: Flask, mail_server: DemoMailServer) -> None:
     browser = app.test_client()
 
