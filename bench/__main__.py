@@ -27,7 +27,11 @@ DEFAULT_JSON = Path("/tmp/pochta-bench-results.json")  # noqa: S108 (outside the
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Pochta beside poplib, smtplib and /healthz, on the real Dovecot and "
+        "Postfix: a table of medians and ratios. Run as root from the checkout.",
+    )
     parser.add_argument("--quick", action="store_true",
                         help="smaller mailboxes, fewer runs (a few minutes)")
     parser.add_argument("--repeat", type=int, help="timed runs per side (default 5, quick 3)")
