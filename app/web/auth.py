@@ -140,7 +140,8 @@ def login() -> Response | str | tuple[str, int]:
             try:
                 log = check_login(account, form.password.data, settings)
             except MailOperationFailed as failure:
-                _record_failure(account.key)
+                if failure.credentials_refused:  # a guess; an unreachable server is not
+                    _record_failure(account.key)
                 error, log = failure.message, failure.log
             else:
                 sign_in(account, form.password.data)

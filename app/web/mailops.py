@@ -15,7 +15,7 @@ from flask_babel import force_locale, get_locale
 
 from app.config import Settings
 from app.fetch.jobs import FetchRequest
-from app.mail.errors import MailError, RecipientsRefused
+from app.mail.errors import AuthFailed, MailError, RecipientsRefused
 from app.mail.pop3 import POP3Client
 from app.mail.replies import SMTPReply
 from app.mail.security import make_tls_context
@@ -29,12 +29,14 @@ from app.web.texts import say
 
 @dataclass
 class MailOperationFailed(Exception):
-    """A mail operation failed; `message` is for the user, `log` the redacted dialogue, and
-    `refused` what the server said to each recipient when it refused them all."""
+    """A mail operation failed; `message` is for the user, `log` the redacted dialogue,
+    `refused` what the server said to each recipient when it refused them all, and
+    `credentials_refused` whether it was the password the server turned down."""
 
     message: str
     log: list[str] = field(default_factory=list)
     refused: dict[str, SMTPReply] = field(default_factory=dict)
+    credentials_refused: bool = False
 
     def __str__(self) -> str:
         return self.message
@@ -92,7 +94,11 @@ def smtp_client(
 def _failure(
     error: MailError, protocol: str, server: Server, lines: list[str]
 ) -> MailOperationFailed:
-    return MailOperationFailed(describe(error, protocol, server.host, server.port), lines)
+    return MailOperationFailed(
+        describe(error, protocol, server.host, server.port),
+        lines,
+        credentials_refused=isinstance(error, AuthFailed),
+    )
 
 
 def check_login(account: Account, password: str, settings: Settings) -> list[str]:

@@ -161,3 +161,12 @@ def test_repeated_failures_are_limited_per_account(client, mail_server):
     assert codes[8:] == [429, 429]
     assert "Too many attempts" in client.post(
         "/login", data={"csrf_token": token, **data}).get_data(as_text=True)
+
+
+def test_an_unreachable_server_does_not_count_as_a_failed_login(client, mail_server):
+    token = csrf_token(client)
+    for _ in range(12):
+        response = client.post("/login", data={"csrf_token": token,
+                                                **login_data(mail_server, pop3_port=1)})
+        assert response.status_code == 403
+    assert post_form(client, "/login", login_data(mail_server)).status_code == 303
