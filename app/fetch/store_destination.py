@@ -18,7 +18,7 @@ from app.fetch.policy import SPOOL_IN_MEMORY, Downloaded
 from app.messages import index_fields
 from app.store import Mailbox, NewMessage
 
-INDEX_HEAD_BYTES = 512 * 1024
+INDEX_HEAD_BYTES = 256 * 1024
 SPACE_FACTOR = 4
 SPACE_RESERVE = 8 * 1024 * 1024
 
@@ -29,11 +29,14 @@ def new_message(item: Downloaded) -> NewMessage:
     raw: bytes | BinaryIO
     if item.size <= SPOOL_IN_MEMORY:
         raw = item.spool.read()
-        fields = index_fields(raw)
+        head = raw[:INDEX_HEAD_BYTES] if len(raw) > INDEX_HEAD_BYTES else raw
     else:
-        fields = index_fields(item.spool.read(INDEX_HEAD_BYTES))
+        head = item.spool.read(INDEX_HEAD_BYTES)
         item.spool.seek(0)
         raw = item.spool
+    # The index needs the headers and the first of the text (its body text is capped far
+    # below this), not every line of a big attachment, which the parser would read through.
+    fields = index_fields(head)
     return NewMessage(
         uid=item.uid,
         raw=raw,
@@ -57,6 +60,7 @@ class MailboxDestination:
     def __init__(self, mailbox: Mailbox, spool: Path):
         self.mailbox = mailbox
         self.spool = spool
+        self._spool_ready = False
 
     def known_uids(self) -> set[str]:
         return self.mailbox.known_uids()
@@ -80,5 +84,7 @@ class MailboxDestination:
             raise OSError(errno.ENOSPC, "no space left in the data directory")
 
     def spool_dir(self) -> Path | None:
-        self.spool.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not self._spool_ready:  # asked once per message: make the directory once
+            self.spool.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._spool_ready = True
         return self.spool

@@ -86,6 +86,9 @@ class Wire:
         except OSError as exc:
             reason = exc.strerror or exc
             raise ConnectFailed(f"cannot connect to {host}:{port} ({reason})") from None
+        # Every write is a whole command, window of commands or data chunk already: waiting
+        # to coalesce them (Nagle) only meets the peer's delayed ACK and stalls a dialogue.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         wire = cls(sock, host, timeout=timeout, max_line=max_line, deadline=deadline)
         if tls_context is not None:
             wire._wrap(tls_context)

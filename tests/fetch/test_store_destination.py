@@ -45,3 +45,21 @@ def test_a_batch_the_disk_may_not_hold_is_refused_before_writing(destination, mo
     assert destination.mailbox.count() == 0
     monkeypatch.undo()  # space again: the same batch goes in
     assert destination.deliver(destination.prepare([downloaded("u1")])) == 1
+
+
+def test_a_big_message_is_indexed_from_its_beginning_and_stored_whole(destination):
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["Subject"] = "quarterly figures"
+    message["From"] = "Anna <anna@example.org>"
+    message.set_content("the report is attached")
+    message.add_attachment(bytes(range(256)) * 4000, maintype="application",
+                           subtype="octet-stream", filename="figures.bin")
+    raw = bytes(message)
+    assert len(raw) > store_destination.INDEX_HEAD_BYTES
+    assert destination.deliver(destination.prepare([downloaded("big", raw)])) == 1
+    (summary,) = destination.mailbox.page(query="report").items
+    assert summary.subject == "quarterly figures" and summary.has_attachments
+    assert summary.size == len(raw)
+    assert destination.mailbox.raw(summary.id) == raw
