@@ -169,7 +169,7 @@ def test_long_html_mail_scrolls_with_the_keyboard(page: Page, real_servers: Real
     page.keyboard.press("Tab")
     assert (focused(page) or {}).get("tag") == "iframe", "Tab did not enter the message body"
     page.keyboard.press("PageDown")
-    frame.wait_for_function("() => scrollY > 0", timeout=3000)
+    frame.wait_for_function("() => scrollY > 0", timeout=15000)
 
 
 def test_focus_outline_stands_out_from_the_page(page: Page, real_servers: RealServers) -> None:
