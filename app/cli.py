@@ -101,11 +101,12 @@ def _attachments(paths: Sequence[str]) -> list[Attachment]:
     files = []
     for name in paths:
         path = Path(name)
-        try:
-            data = path.read_bytes()
+        try:  # read only while the message goes out, but found readable now
+            with path.open("rb"):
+                pass
         except OSError as exc:
             raise CommandError(f"cannot read the attachment {name}: {exc.strerror}") from None
-        files.append(Attachment(path.name, data, mimetypes.guess_type(path.name)[0]))
+        files.append(Attachment(path.name, path, mimetypes.guess_type(path.name)[0]))
     return files
 
 
@@ -141,7 +142,7 @@ def run_send(args: argparse.Namespace, settings: Settings) -> int:
     with client:
         client.login(user, password)
         result = client.send(
-            message.envelope_from, message.envelope_recipients, message.data,
+            message.envelope_from, message.envelope_recipients, message,
             smtputf8=message.needs_smtputf8,
         )
     for address, reply in result.accepted.items():

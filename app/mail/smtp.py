@@ -17,7 +17,7 @@ import socket
 import ssl
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from app.mail import auth
 from app.mail.errors import (
@@ -118,31 +118,50 @@ class SendResult:
         return bool(self.refused)
 
 
+class MessageSource(Protocol):
+    """Message data written out on the fly, as often as asked (an outgoing message whose
+    attachments are encoded as they go), with its size known beforehand."""
+
+    @property
+    def size(self) -> int: ...
+
+    def chunks(self) -> Iterator[bytes]: ...
+
+
+MessageData = bytes | BinaryIO | MessageSource
+
+
 @dataclass(frozen=True)
 class _Body:
-    """Message data to send: its size and chunks, whether it came as bytes or a file."""
+    """Message data to send: its size and chunks, whether it came as bytes, a file or a
+    source that writes itself out."""
 
     size: int
-    source: bytes | BinaryIO
+    source: bytes | BinaryIO | MessageSource
 
     def chunks(self) -> Iterator[bytes]:
-        if isinstance(self.source, bytes):
-            view = memoryview(self.source)
+        source = self.source
+        if isinstance(source, bytes):
+            view = memoryview(source)
             for start in range(0, len(view), DATA_CHUNK):
                 yield bytes(view[start : start + DATA_CHUNK])
-            return
-        self.source.seek(0)
-        while chunk := self.source.read(DATA_CHUNK):
-            yield chunk
+        elif hasattr(source, "chunks"):
+            yield from source.chunks()
+        else:
+            source.seek(0)
+            while chunk := source.read(DATA_CHUNK):
+                yield chunk
 
     def header_bytes(self) -> bytes:
         """The header section, to decide whether the message needs SMTPUTF8."""
         if isinstance(self.source, bytes):
-            head = self.source[: 4 * DATA_CHUNK]
-        else:
-            self.source.seek(0)
-            head = self.source.read(4 * DATA_CHUNK)
-        return header_section(head)
+            return header_section(self.source[: 4 * DATA_CHUNK])
+        head = b""
+        for chunk in self.chunks():
+            head += chunk
+            if len(head) >= 4 * DATA_CHUNK:
+                break
+        return header_section(head[: 4 * DATA_CHUNK])
 
     def is_ascii(self) -> bool:
         if isinstance(self.source, bytes):
@@ -341,7 +360,7 @@ class SMTPClient(Session):
         """RCPT TO; the reply is returned either way, as refusing one recipient is normal."""
         return self._command(self._rcpt_line(recipient, params))
 
-    def data(self, message: bytes | BinaryIO, size: int | None = None) -> SMTPReply:
+    def data(self, message: MessageData, size: int | None = None) -> SMTPReply:
         """DATA, the framed message, and the server's verdict on it."""
         reply = self._command("DATA")
         if reply.code != 354:
@@ -379,7 +398,7 @@ class SMTPClient(Session):
         self,
         sender: str,
         recipients: Iterable[str],
-        message: bytes | BinaryIO,
+        message: MessageData,
         *,
         size: int | None = None,
         smtputf8: bool = False,
@@ -486,12 +505,14 @@ class SMTPClient(Session):
         return reply
 
 
-def _make_body(message: bytes | BinaryIO, size: int | None) -> _Body:
+def _make_body(message: MessageData, size: int | None) -> _Body:
     if isinstance(message, bytes):
         return _Body(len(message), message)
     if isinstance(message, bytearray | memoryview):
         data = bytes(message)
         return _Body(len(data), data)
+    if hasattr(message, "chunks"):
+        return _Body(message.size if size is None else size, message)
     if size is None:
         position = message.seek(0, io.SEEK_END)
         message.seek(0)

@@ -5,20 +5,30 @@ file names, quoted-printable or base64 bodies (the policy is 7-bit clean, so no 
 exceed 998 octets and no server needs 8BITMIME), CRLF line endings. Pochta adds the checks:
 text that would end up in a header may not contain line breaks or other control characters,
 Bcc is used for the envelope only, and the finished bytes are verified before they leave.
+
+Attachments do not go through the library's encoder, which holds several line-by-line copies
+of a file while it encodes and writes it (five times a 20 MB file at peak). The library lays
+out each attachment's part, with all its headers, around a small random stand-in body; the
+file's own base64 takes the stand-in's place, encoded chunk by chunk, only when the message
+is written out (`OutgoingMessage.write_to`), so a big file is never in memory whole.
 """
 
 from __future__ import annotations
 
+import base64
 import email.policy
 import email.utils
+import io
 import mimetypes
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
 from email.parser import BytesParser
+from pathlib import Path
+from typing import BinaryIO
 
 from app.messages.addresses import FORBIDDEN_IN_HEADERS, Address
 from app.sentences import N_, Sentence
@@ -31,6 +41,8 @@ _POLICY_UTF8 = _POLICY.clone(utf8=True)
 _MSGID = re.compile(r"<[!-;=?-~]+@[!-;=?-~]+>")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _LONG_LINE = re.compile(rb"[^\r\n]{%d}" % (MAX_LINE_OCTETS + 1))
+_STAND_IN_BYTES = 48  # encodes to one 64-character base64 line, unique by chance alone
+_BASE64_CHUNK = 57 * 1024  # whole base64 lines of 76 characters (57 bytes each)
 
 
 class ComposeError(ValueError):
@@ -46,11 +58,20 @@ class ComposeError(ValueError):
 
 @dataclass(frozen=True)
 class Attachment:
-    """A file to send. `content_type` ("type/subtype") is guessed from the name when None."""
+    """A file to send: its bytes, or the path of a file holding them (read only while the
+    message is written out). `content_type` ("type/subtype") is guessed from the name when
+    None."""
 
     filename: str
-    data: bytes = field(repr=False)
+    data: bytes | Path = field(repr=False)
     content_type: str | None = None
+
+    @property
+    def size(self) -> int:
+        return self.data.stat().st_size if isinstance(self.data, Path) else len(self.data)
+
+    def open(self) -> BinaryIO:
+        return self.data.open("rb") if isinstance(self.data, Path) else io.BytesIO(self.data)
 
 
 @dataclass(frozen=True)
@@ -68,14 +89,66 @@ class Draft:
 
 
 @dataclass(frozen=True)
+class _Slot:
+    """Where an attachment's base64 goes: the library encodes the random `token` as the
+    part's body, one line (`stand_in`), which the file's own base64 replaces."""
+
+    token: bytes
+    attachment: Attachment
+
+    @property
+    def stand_in(self) -> bytes:
+        return base64.b64encode(self.token) + b"\r\n"
+
+    @property
+    def encoded_size(self) -> int:
+        size = self.attachment.size
+        lines = -(-size // 57)
+        return 4 * -(-size // 3) + 2 * lines
+
+    def encoded(self) -> Iterator[bytes]:
+        with self.attachment.open() as source:
+            while chunk := source.read(_BASE64_CHUNK):
+                yield base64.encodebytes(chunk).replace(b"\n", b"\r\n")
+
+
+@dataclass(frozen=True)
 class OutgoingMessage:
-    """A message ready for SMTP: envelope and data (CRLF line endings, unstuffed)."""
+    """A message ready for SMTP: envelope and data (CRLF line endings, unstuffed).
+
+    The data is the library's serialization (`skeleton`) with each attachment's base64 put
+    in place of its stand-in as it is written out: `chunks()`, `write_to()`, or `data` for
+    all of it in memory at once (small messages, tests).
+    """
 
     envelope_from: str
     envelope_recipients: list[str]
-    data: bytes = field(repr=False)
+    skeleton: bytes = field(repr=False)
     needs_smtputf8: bool
     message_id: str
+    slots: tuple[_Slot, ...] = field(default=(), repr=False)
+
+    @property
+    def size(self) -> int:
+        stand_ins = sum(len(slot.stand_in) for slot in self.slots)
+        return len(self.skeleton) - stand_ins + sum(slot.encoded_size for slot in self.slots)
+
+    def chunks(self) -> Iterator[bytes]:
+        position = 0
+        for slot in self.slots:
+            start = self.skeleton.index(slot.stand_in, position)
+            yield self.skeleton[position:start]
+            yield from slot.encoded()
+            position = start + len(slot.stand_in)
+        yield self.skeleton[position:]
+
+    def write_to(self, target: BinaryIO) -> None:
+        for chunk in self.chunks():
+            target.write(chunk)
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(self.chunks())
 
 
 def build_message(
@@ -96,8 +169,11 @@ def build_message(
         "The subject may not contain line breaks or control characters."))
     utf8 = any(address.needs_smtputf8 for address in (sender, *recipients))
     message_id = email.utils.make_msgid(domain=_msgid_domain(hostname_for_message_id, sender))
+    slots = tuple(
+        _Slot(secrets.token_bytes(_STAND_IN_BYTES), attachment) for attachment in attachments
+    )
     try:
-        data = _build(draft, sender, attachments, message_id, utf8, rfc822=True)
+        data = _build(draft, sender, slots, message_id, utf8, rfc822=True)
     except ComposeError:
         raise
     except Exception as error:  # most likely a forwarded original that cannot be re-encoded
@@ -105,28 +181,32 @@ def build_message(
             raise ComposeError(N_("The message could not be built: %(reason)s"),
                                reason=error) from error
         try:
-            data = _build(draft, sender, attachments, message_id, utf8, rfc822=False)
+            data = _build(draft, sender, slots, message_id, utf8, rfc822=False)
         except Exception as second:
             raise ComposeError(N_("The message could not be built: %(reason)s"),
                                reason=second) from second
     return OutgoingMessage(
         envelope_from=sender.wire,
         envelope_recipients=_unique([address.wire for address in recipients]),
-        data=data,
+        skeleton=data,
         needs_smtputf8=utf8,
         message_id=message_id,
+        slots=slots,
     )
 
 
-def _build(draft: Draft, sender: Address, attachments: Sequence[Attachment],
+def _build(draft: Draft, sender: Address, slots: Sequence[_Slot],
            message_id: str, utf8: bool, *, rfc822: bool) -> bytes:
-    """The finished bytes; the EmailMessage (and its encoded copy of every attachment) is
-    dropped before returning, so only the caller's data and the result stay in memory."""
-    message = _compose(draft, sender, attachments, message_id, utf8, rfc822=rfc822)
-    return _serialize(message, utf8)
+    """The skeleton: the library's whole message, with stand-ins for attachment bodies."""
+    message = _compose(draft, sender, slots, message_id, utf8, rfc822=rfc822)
+    data = _serialize(message, utf8)
+    for slot in slots:
+        if data.count(slot.stand_in) != 1:
+            raise ValueError("an attachment's place in the message is not unique")
+    return data
 
 
-def _compose(draft: Draft, sender: Address, attachments: Sequence[Attachment],
+def _compose(draft: Draft, sender: Address, slots: Sequence[_Slot],
              message_id: str, utf8: bool, *, rfc822: bool) -> EmailMessage:
     message = EmailMessage(policy=_POLICY_UTF8 if utf8 else _POLICY)
     message["From"] = _header_address(sender, utf8)
@@ -138,8 +218,8 @@ def _compose(draft: Draft, sender: Address, attachments: Sequence[Attachment],
     message["Message-ID"] = message_id
     _set_threading(message, draft)
     message.set_content(draft.body.replace("\x00", ""))
-    for attachment in attachments:
-        _attach(message, attachment)
+    for slot in slots:
+        _attach(message, slot)
     if draft.forwarded is not None:
         _attach_original(message, draft.forwarded, rfc822=rfc822)
     if message.is_multipart():
@@ -175,10 +255,12 @@ def _set_threading(message: EmailMessage, draft: Draft) -> None:
         message["References"] = " ".join(references)
 
 
-def _attach(message: EmailMessage, attachment: Attachment) -> None:
-    name = _clean_filename(attachment.filename)
-    maintype, subtype = _content_type(attachment.content_type, name)
-    message.add_attachment(attachment.data, maintype=maintype, subtype=subtype, filename=name)
+def _attach(message: EmailMessage, slot: _Slot) -> None:
+    """The attachment's part as the library makes it (headers, base64), around the slot's
+    stand-in bytes."""
+    name = _clean_filename(slot.attachment.filename)
+    maintype, subtype = _content_type(slot.attachment.content_type, name)
+    message.add_attachment(slot.token, maintype=maintype, subtype=subtype, filename=name)
 
 
 def _attach_original(message: EmailMessage, raw: bytes, *, rfc822: bool) -> None:

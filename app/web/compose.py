@@ -329,8 +329,8 @@ def _prepare(
     if uploaded > limit:
         raise ComposeProblem(_too_large(uploaded, limit))
     outgoing = _build(form, account, stash, files, original)
-    if len(outgoing.data) > limit:
-        raise ComposeProblem(_too_large(len(outgoing.data), limit))
+    if outgoing.size > limit:
+        raise ComposeProblem(_too_large(outgoing.size, limit))
     return outgoing
 
 
@@ -341,8 +341,8 @@ def _build(
     files: Sequence[KeptFile],
     original: Original | None,
 ) -> OutgoingMessage:
-    """Build the message. The attachments' bytes are read here, once, and dropped when this
-    returns: only the finished message stays in memory for the send."""
+    """Build the message. The attachments stay in their kept files: their bytes are read,
+    and encoded, only while the message is written out to the server."""
     try:
         sender = parse_address_list(account.email)[0]
     except (AddressError, IndexError):
@@ -356,7 +356,7 @@ def _build(
     attachments = []
     for kept in files:
         try:
-            attachments.append(Attachment(kept.filename, stash.read(kept), kept.content_type))
+            attachments.append(Attachment(kept.filename, stash.path(kept), kept.content_type))
         except FileNotFoundError:
             raise ComposeProblem(
                 _("The attachment %(name)s is no longer kept on the server. Attach it again.",

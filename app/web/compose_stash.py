@@ -140,10 +140,15 @@ class AttachmentStash:
 
     def read(self, kept: KeptFile) -> bytes:
         """The file's bytes (FileNotFoundError if it was discarded meanwhile)."""
+        return self.path(kept).read_bytes()
+
+    def path(self, kept: KeptFile) -> Path:
+        """Where the file's bytes are, for reading them while the message is written out
+        (FileNotFoundError if it was discarded meanwhile)."""
         path = self._entry(kept.token)
-        if path is None:
+        if path is None or not (path / _DATA).is_file():
             raise FileNotFoundError(kept.token)
-        return (path / _DATA).read_bytes()
+        return path / _DATA
 
     def discard(self, tokens: Iterable[str]) -> None:
         for token in tokens:

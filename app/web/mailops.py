@@ -131,7 +131,7 @@ def send(
             result = smtp.send(
                 message.envelope_from,
                 message.envelope_recipients,
-                message.data,
+                message,  # written out as it goes: attachments are never in memory whole
                 smtputf8=message.needs_smtputf8,
             )
     except MailError as exc:
