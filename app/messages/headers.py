@@ -12,6 +12,7 @@ import datetime as dt
 import email.header
 import email.policy
 import email.utils
+import functools
 import re
 from dataclasses import dataclass
 
@@ -83,18 +84,25 @@ def decode_mailboxes(value: object, *, hint: str | None = None) -> list[Mailbox]
     """An address header (From, To, Cc, Reply-To) as decoded mailboxes; garbage is dropped."""
     if value is None:
         return []
-    text = repair_8bit(str(value)[:MAX_HEADER_CHARS], hint)
+    return list(_mailboxes(str(value)[:MAX_HEADER_CHARS], hint))
+
+
+# Address parsing is the slowest part of indexing a message, and a mailbox sees the same
+# senders and recipients over and over: the decoded result is kept for each header value.
+@functools.lru_cache(maxsize=4096)
+def _mailboxes(value: str, hint: str | None) -> tuple[Mailbox, ...]:
+    text = repair_8bit(value, hint)
     text = text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
     try:
         pairs = email.utils.getaddresses([text])
     except Exception:  # never let one bad header hide the message
-        return [Mailbox(decode_text(text), "")]
+        return (Mailbox(decode_text(text), ""),)
     mailboxes = []
     for name, address in pairs[:MAX_MAILBOXES]:
         mailbox = Mailbox(decode_text(name), unfold(address).strip())
         if mailbox.name or mailbox.address:
             mailboxes.append(mailbox)
-    return mailboxes
+    return tuple(mailboxes)
 
 
 def parse_date(value: object) -> dt.datetime | None:

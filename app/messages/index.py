@@ -56,17 +56,21 @@ def snippet(text: str) -> str:
 def _index(loaded: structure.Loaded, raw: bytes) -> IndexFields:
     message = loaded.message
     hint = structure.charset(message)
-    senders = decode_mailboxes(_capped(message.get("From")), hint=hint)
+    # One pass over the header fields (each Message.get walks them all again).
+    fields: dict[str, str] = {}
+    for name, value in message.items():
+        fields.setdefault(name.lower(), value)
+    senders = decode_mailboxes(_capped(fields.get("from")), hint=hint)
     sender = senders[0] if senders else None
     body, has_attachments = _body_and_attachments(loaded)
     return IndexFields(
-        subject=decode_text(message.get("Subject"), hint=hint),
+        subject=decode_text(fields.get("subject"), hint=hint),
         from_name=sender.name if sender else "",
         from_addr=sender.address if sender else "",
-        to=_display_list(message.get("To"), hint),
-        cc=_display_list(message.get("Cc"), hint),
-        date=parse_date(message.get("Date")),
-        message_id=first_message_id(message.get("Message-ID")),
+        to=_display_list(fields.get("to"), hint),
+        cc=_display_list(fields.get("cc"), hint),
+        date=parse_date(fields.get("date")),
+        message_id=first_message_id(fields.get("message-id")),
         size=len(raw),
         has_attachments=has_attachments,
         body_text=body,
