@@ -11,14 +11,19 @@ recursion) is re-read with its body as one text part.
 from __future__ import annotations
 
 import email.policy
+import functools
 import mimetypes
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
 from email.parser import BytesParser
+from typing import TypeVar
 
 from app.messages.charsets import decode_bytes
 from app.messages.headers import decode_text, first_message_id, unfold
 from app.sentences import N_, Sentence
+
+T = TypeVar("T")
 
 MAX_DEPTH = 50
 MAX_PARTS = 1000
@@ -120,11 +125,29 @@ def walk_parts(message: Message) -> tuple[list[PartNode], bool]:
     return nodes, False
 
 
+def _per_part(function: Callable[[Message], T]) -> Callable[[Message], T]:
+    """Work a property of a part out once: the library parses the header again on every
+    call, and indexing asks each part several things (type, charset, name) more than once.
+    The answer is kept on the part itself, which nothing changes after parsing."""
+    key = f"_pochta_{function.__name__}"
+
+    @functools.wraps(function)
+    def once(part: Message) -> T:
+        answers = part.__dict__
+        if key not in answers:
+            answers[key] = function(part)
+        return answers[key]  # type: ignore[no-any-return]
+
+    return once
+
+
+@_per_part
 def is_container(part: Message) -> bool:
     """A multipart with parsed subparts (a message/rfc822 is a leaf: an attachment)."""
     return part.get_content_maintype() == "multipart" and isinstance(part.get_payload(), list)
 
 
+@_per_part
 def content_type(part: Message) -> str:
     """The MIME type; a multipart whose boundary never parsed is read as plain text."""
     ctype = part.get_content_type()
@@ -133,6 +156,7 @@ def content_type(part: Message) -> str:
     return ctype
 
 
+@_per_part
 def disposition(part: Message) -> str | None:
     try:
         return part.get_content_disposition()
@@ -140,6 +164,7 @@ def disposition(part: Message) -> str | None:
         return None
 
 
+@_per_part
 def charset(part: Message) -> str | None:
     try:
         return part.get_content_charset()
@@ -147,6 +172,7 @@ def charset(part: Message) -> str | None:
         return None
 
 
+@_per_part
 def filename(part: Message) -> str | None:
     """The decoded file name (RFC 2231 or RFC 2047), without any directory, or None."""
     try:
@@ -160,6 +186,7 @@ def filename(part: Message) -> str | None:
     return name or None
 
 
+@_per_part
 def content_id(part: Message) -> str | None:
     """The Content-ID without angle brackets, or None."""
     value = part.get("Content-ID")
