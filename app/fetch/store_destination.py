@@ -18,7 +18,7 @@ from app.fetch.policy import SPOOL_IN_MEMORY, Downloaded
 from app.messages import index_fields
 from app.store import Mailbox, NewMessage
 
-INDEX_HEAD_BYTES = 256 * 1024
+INDEX_HEAD_BYTES = 64 * 1024
 SPACE_FACTOR = 4
 SPACE_RESERVE = 8 * 1024 * 1024
 
