@@ -27,7 +27,7 @@ from app.mail.pop3 import POP3Client
 from app.sentences import N_, Sentence
 
 SPOOL_IN_MEMORY = 4 * 1024 * 1024  # bigger messages spool to disk on their way in
-BATCH_BYTES = 16 * 1024 * 1024
+BATCH_BYTES = 4 * 1024 * 1024
 HASH_UID_PREFIX = "sha256:"
 
 

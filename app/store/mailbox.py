@@ -72,23 +72,34 @@ class Mailbox:
         """
         if not batch:
             return []
-        added: list[str] = []
-        searchable: list[tuple[object, ...]] = []
         with self._db.write() as conn:
-            for message in batch:
-                if not _uid_known(conn, message.uid):
-                    public_id, seq = _insert(conn, message)
-                    added.append(public_id)
-                    searchable.append(_search_row(seq, message))
+            fresh = _fresh(conn, batch)
+            if not fresh:
+                return []
+            # The writer lock is ours (BEGIN IMMEDIATE), so the next seqs are known.
+            first = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM messages").fetchone()[0]
+            seqs = range(first, first + len(fresh))
+            public_ids = [secrets.token_urlsafe(12) for _ in fresh]
+            pairs = list(zip(seqs, fresh, strict=True))
+            _insert_rows(conn, _MESSAGES_INSERT, [
+                _index_row(seq, public_id, message)
+                for (seq, message), public_id in zip(pairs, public_ids, strict=True)
+            ])
+            _insert_rows(conn, _RAW_INSERT, [
+                (seq, message.raw) for seq, message in pairs if _in_memory(message)
+            ])
+            for seq, message in pairs:
+                if not _in_memory(message):  # a big one, streamed in
+                    conn.execute(
+                        "INSERT INTO raw_messages (seq, data) VALUES (?, zeroblob(?))",
+                        (seq, message.size),
+                    )
+                    copy_into_blob(conn, "raw_messages", "data", seq, message.raw, message.size)
             # The search entries go in last, together: FTS5 writes out what it holds in
             # memory at every statement savepoint (the count trigger makes one per message),
             # so interleaving them would write and merge one tiny segment per message.
-            conn.executemany(
-                "INSERT INTO messages_fts (rowid, subject, sender, recipients, body) "
-                "VALUES (?, ?, ?, ?, ?)",
-                searchable,
-            )
-        return added
+            _insert_rows(conn, _SEARCH_INSERT, [_search_row(seq, m) for seq, m in pairs])
+        return public_ids
 
     # -- listing ------------------------------------------------------------------------
 
@@ -216,38 +227,63 @@ class Mailbox:
 # -- helpers (each runs inside the caller's transaction) ------------------------------------
 
 
-def _uid_known(conn: sqlite3.Connection, uid: str) -> bool:
-    row = conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM messages WHERE uid = ?) "
-        "OR EXISTS (SELECT 1 FROM deleted_uids WHERE uid = ?)",
-        (uid, uid),
-    ).fetchone()
-    return bool(row[0])
+_MESSAGES_INSERT = (
+    "INSERT INTO messages (seq, public_id, uid, sort_key, date, stored_at, size, "
+    "has_attachments, subject, from_name, from_addr, to_text, cc_text, message_id, snippet) "
+    "VALUES "
+)
+_RAW_INSERT = "INSERT INTO raw_messages (seq, data) VALUES "
+_SEARCH_INSERT = "INSERT INTO messages_fts (rowid, subject, sender, recipients, body) VALUES "
+_MAX_VARIABLES = 30_000  # SQLite allows 32,766 parameters in one statement
 
 
-def _insert(conn: sqlite3.Connection, message: NewMessage) -> tuple[str, int]:
-    """Insert the index row and the raw bytes; return the public id and the row's seq."""
-    public_id = secrets.token_urlsafe(12)
-    raw = message.raw
-    in_memory = isinstance(raw, bytes | bytearray | memoryview)
-    size = len(raw) if in_memory else message.size
-    cursor = conn.execute(
-        "INSERT INTO messages (public_id, uid, sort_key, date, stored_at, size, "
-        "has_attachments, subject, from_name, from_addr, to_text, cc_text, message_id, "
-        "snippet) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        _index_row(public_id, message, size),
-    )
-    seq = cursor.lastrowid
-    assert seq is not None
-    if in_memory:
-        conn.execute("INSERT INTO raw_messages (seq, data) VALUES (?, ?)", (seq, raw))
-    else:
-        conn.execute("INSERT INTO raw_messages (seq, data) VALUES (?, zeroblob(?))", (seq, size))
-        copy_into_blob(conn, "raw_messages", "data", seq, raw, size)  # type: ignore[arg-type]
-    return public_id, seq
+def _insert_rows(conn: sqlite3.Connection, insert: str, rows: list[tuple[object, ...]]) -> None:
+    """Many rows per statement rather than one `executemany` step per row.
+
+    A fetch indexes its next batch in another thread while this one is written. SQLite lets
+    go of Python's GIL while it works and must take it back after every statement; while
+    the other thread computes, each taking-back can wait for the interpreter's switch
+    interval, so a statement per row made a batch hundreds of times slower.
+    """
+    if not rows:
+        return
+    width = len(rows[0])
+    placeholder = "(" + ", ".join("?" * width) + ")"
+    step = max(1, _MAX_VARIABLES // width)
+    for start in range(0, len(rows), step):
+        chunk = rows[start : start + step]
+        conn.execute(
+            insert + ", ".join([placeholder] * len(chunk)),
+            [value for row in chunk for value in row],
+        )
 
 
-def _index_row(public_id: str, message: NewMessage, size: int) -> tuple[object, ...]:
+def _in_memory(message: NewMessage) -> bool:
+    return isinstance(message.raw, bytes | bytearray | memoryview)
+
+
+def _fresh(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[NewMessage]:
+    """The messages of the batch whose uid is neither stored, deleted nor repeated."""
+    uids = list(dict.fromkeys(message.uid for message in batch))
+    known: set[str] = set()
+    step = _MAX_VARIABLES // 2
+    for start in range(0, len(uids), step):
+        chunk = uids[start : start + step]
+        marks = ", ".join("?" * len(chunk))
+        known.update(uid for (uid,) in conn.execute(
+            f"SELECT uid FROM messages WHERE uid IN ({marks}) "  # noqa: S608 - only "?"s
+            f"UNION ALL SELECT uid FROM deleted_uids WHERE uid IN ({marks})",
+            chunk + chunk,
+        ))
+    fresh = []
+    for message in batch:
+        if message.uid not in known:
+            known.add(message.uid)
+            fresh.append(message)
+    return fresh
+
+
+def _index_row(seq: int, public_id: str, message: NewMessage) -> tuple[object, ...]:
     texts = (
         message.subject,
         message.from_name,
@@ -257,8 +293,9 @@ def _index_row(public_id: str, message: NewMessage, size: int) -> tuple[object, 
         message.message_id,
         message.snippet,
     )
+    size = len(message.raw) if _in_memory(message) else message.size  # type: ignore[arg-type]
     flags = (size, int(message.has_attachments))
-    return (public_id, message.uid, *_when(message.date), *flags, *map(_storable, texts))
+    return (seq, public_id, message.uid, *_when(message.date), *flags, *map(_storable, texts))
 
 
 def _when(date: datetime | None) -> tuple[int, str | None, int]:

@@ -1,9 +1,11 @@
 """Turning what a user types into an FTS5 query that can never be a syntax error.
 
-Every whitespace-separated word becomes a quoted FTS5 phrase (inside quotes only `"` is
-special, and it is doubled), so `AND`, `NEAR(`, `*`, `-`, `:` and stray quotes are searched
-as text, never obeyed as operators. Words with no letter or digit are dropped (the
-tokenizer would find nothing in them) and the rest are ANDed. The last word also matches
+The query is cut into words the way the index tokenizer cuts text (runs of letters and
+digits), and each word becomes a quoted FTS5 string, so `AND`, `NEAR(`, `*`, `-`, `:` and
+stray quotes are searched as text, never obeyed as operators. The words are ANDed, one by
+one: the index keeps which column a word is in but not where (`detail=column`, cheaper to
+build for every fetched message), so `alice@example.org` finds mail with `alice`,
+`example` and `org` in it rather than that exact spelling. The last word also matches
 as a prefix when it ends in at least `MIN_PREFIX` letters: results follow the user's
 typing and Russian inflections (`отчёт` finds `отчёта`), while one- and two-letter
 prefixes, which would expand to thousands of terms, match whole words only. (A broad
@@ -37,12 +39,11 @@ def match_expression(query: str) -> str | None:
     """The FTS5 MATCH expression for a user's search text, or None if it has no words."""
     # No lone surrogates (SQLite wants UTF-8) and no NUL (FTS5 parses C strings).
     text = fold(query.encode("utf-8", "replace").decode("utf-8").replace("\x00", " "))
-    terms = [t[:MAX_TERM_LENGTH] for t in text.split() if _WORD.search(t)]
-    if not terms:
+    words = [word[:MAX_TERM_LENGTH] for word in _WORD.findall(text)][:MAX_TERMS]
+    if not words:
         return None
-    terms = terms[:MAX_TERMS]
-    phrases = [_quote(term) for term in terms]
-    if len(_WORD.findall(terms[-1])[-1]) >= MIN_PREFIX:
+    phrases = [_quote(word) for word in words]
+    if len(words[-1]) >= MIN_PREFIX:
         phrases[-1] += "*"
     return " ".join(phrases)
 
