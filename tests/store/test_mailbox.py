@@ -281,3 +281,22 @@ def test_version_moves_with_every_change_to_the_list(store):
     mailbox.delete(first)
     seen.append(mailbox.version())
     assert len(set(seen)) == 4
+
+
+def test_a_batch_is_written_in_a_few_statements_however_big(store):
+    """A statement per message would make the writer wait for Python's GIL once per row
+    while a fetch parses the next batch in another thread (hundreds of times slower)."""
+    from tests.store.conftest import ALICE, message
+
+    mailbox = store.mailbox(ALICE)
+    statements: list[str] = []
+    conn = mailbox._db.take()
+    conn.set_trace_callback(statements.append)
+    mailbox._db.give_back(conn)
+    for size in (10, 300):
+        statements.clear()
+        mailbox.add_messages([message(f"{size}-{n}") for n in range(size)])
+        ours = ("INSERT INTO messages (", "INSERT INTO raw_messages", "INSERT INTO messages_fts (")
+        writes = [s for s in statements if s.startswith(ours)]  # not SQLite's own, inside
+        assert 0 < len(writes) <= 3, [w[:60] for w in writes[:5]]
+    assert mailbox.count() == 310
