@@ -85,6 +85,11 @@ class Mailbox:
                 _index_row(seq, public_id, message)
                 for (seq, message), public_id in zip(pairs, public_ids, strict=True)
             ])
+            conn.execute(  # new messages are unread
+                "UPDATE counters SET total = total + ?, unread = unread + ?, "
+                "version = version + 1 WHERE id = 1",
+                (len(fresh), len(fresh)),
+            )
             _insert_rows(conn, _RAW_INSERT, [
                 (seq, message.raw) for seq, message in pairs if _in_memory(message)
             ])
@@ -96,8 +101,8 @@ class Mailbox:
                     )
                     copy_into_blob(conn, "raw_messages", "data", seq, message.raw, message.size)
             # The search entries go in last, together: FTS5 writes out what it holds in
-            # memory at every statement savepoint (the count trigger makes one per message),
-            # so interleaving them would write and merge one tiny segment per message.
+            # memory at every statement savepoint, and a segment per statement would have
+            # to be merged again and again.
             _insert_rows(conn, _SEARCH_INSERT, [_search_row(seq, m) for seq, m in pairs])
         return public_ids
 

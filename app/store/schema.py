@@ -154,6 +154,11 @@ MAILBOX_MIGRATIONS: list[Migration] = [
         "DROP TABLE messages_fts",
         "ALTER TABLE messages_fts_v4 RENAME TO messages_fts",
     ),
+    script(
+        # Messages arrive in batches: their counts are added once per batch by the store
+        # (Mailbox.add_messages) instead of by a trigger run for every row.
+        "DROP TRIGGER messages_count_insert",
+    ),
 ]
 
 SHARED_MIGRATIONS: list[Migration] = [
