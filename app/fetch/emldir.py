@@ -66,8 +66,9 @@ class EmlDirectory:
     def prepare(self, batch: Sequence[Downloaded]) -> Sequence[Downloaded]:
         return batch
 
-    def deliver(self, prepared: Sequence[object]) -> int:
+    def deliver(self, prepared: object) -> int:
         known = self.known_uids()
+        assert isinstance(prepared, Sequence)
         fresh = [item for item in prepared if isinstance(item, Downloaded)]
         fresh = [item for item in fresh if item.uid not in known]
         for item in fresh:

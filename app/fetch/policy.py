@@ -52,12 +52,12 @@ class Destination(Protocol):
         """UIDs already delivered (and ones the user deleted, so they are not fetched again)."""
         ...
 
-    def prepare(self, batch: Sequence[Downloaded]) -> Sequence[object]:
+    def prepare(self, batch: Sequence[Downloaded]) -> object:
         """The work that needs no durability (say, indexing), done in the fetch's thread
         while the previous batch is being delivered."""
         ...
 
-    def deliver(self, prepared: Sequence[object]) -> int:
+    def deliver(self, prepared: object) -> int:
         """Make a prepared batch durable before returning (the caller DELEs it next); return
         how many were new. A UID that is already known must be a no-op. May run in a
         thread of its own, one batch at a time."""

@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from app.fetch.policy import SPOOL_IN_MEMORY, Downloaded
 from app.messages import index_fields
-from app.store import Mailbox, NewMessage
+from app.store import Mailbox, NewMessage, PreparedBatch
 
 INDEX_HEAD_BYTES = 64 * 1024
 SPACE_FACTOR = 4
@@ -65,13 +65,14 @@ class MailboxDestination:
     def known_uids(self) -> set[str]:
         return self.mailbox.known_uids()
 
-    def prepare(self, batch: Sequence[Downloaded]) -> list[NewMessage]:
-        return [new_message(item) for item in batch]
+    def prepare(self, batch: Sequence[Downloaded]) -> PreparedBatch:
+        """Indexed and turned into the store's rows here, in the fetch's own thread."""
+        return self.mailbox.prepare([new_message(item) for item in batch])
 
-    def deliver(self, prepared: Sequence[object]) -> int:
-        messages = [m for m in prepared if isinstance(m, NewMessage)]
-        self._check_space(sum(message.size for message in messages))
-        return len(self.mailbox.add_messages(messages))
+    def deliver(self, prepared: object) -> int:
+        assert isinstance(prepared, PreparedBatch)
+        self._check_space(sum(message.size for message in prepared.messages))
+        return len(self.mailbox.add_prepared(prepared))
 
     def _check_space(self, incoming: int) -> None:
         """Refuse a batch the disk may not hold, while there is still room to say so: a

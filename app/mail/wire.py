@@ -9,6 +9,7 @@ at a TLS upgrade, which is the STARTTLS/STLS command-injection defence.
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import ssl
 import time
@@ -146,7 +147,25 @@ class Wire:
             raise self._timed_out()
         return budget
 
-    def _fill(self, deadline: float | None) -> None:
+    def _fill(self, deadline: float | None, *, drain: bool = False) -> None:
+        """Read what the server sent. With `drain`, go on reading what is already here (up to
+        RECV_SIZE) before returning: TLS hands over one record of a few KB per read, and a
+        big body scanned after each of them would cost more in scanning than in reading."""
+        self._recv(deadline)
+        if drain:
+            gathered = 0
+            while gathered < RECV_SIZE and self._ready():
+                gathered += self._recv(deadline)
+
+    def _ready(self) -> bool:
+        if isinstance(self._sock, ssl.SSLSocket) and self._sock.pending():
+            return True
+        try:
+            return bool(select.select([self._sock], [], [], 0)[0])
+        except (OSError, ValueError):  # closed meanwhile: let the next read say so
+            return False
+
+    def _recv(self, deadline: float | None) -> int:
         if self.broken:
             raise ConnectionLost("the connection is no longer usable after an earlier error")
         try:
@@ -164,6 +183,7 @@ class Wire:
             self.broken = True
             raise ConnectionLost(f"{self.host} closed the connection")
         self._buffer += chunk
+        return len(chunk)
 
     def _timed_out(self) -> MailTimeout:
         self.broken = True
@@ -218,7 +238,7 @@ class Wire:
                 self.broken = True
                 raise MessageTooLarge(f"{self.host} sent more than {limit} bytes")
             received = size + len(self._buffer)
-            self._fill(started + self.timeout + received / MIN_RATE)
+            self._fill(started + self.timeout + received / MIN_RATE, drain=True)
 
     # -- writing -----------------------------------------------------------------------
 

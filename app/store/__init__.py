@@ -18,7 +18,15 @@ from __future__ import annotations
 
 from app.store.database import SchemaError
 from app.store.mailbox import MAX_PER_PAGE, Mailbox
-from app.store.models import AccountKey, Job, LogRecord, MessageSummary, NewMessage, Page
+from app.store.models import (
+    AccountKey,
+    Job,
+    LogRecord,
+    MessageSummary,
+    NewMessage,
+    Page,
+    PreparedBatch,
+)
 from app.store.store import Store
 
 __all__ = [
@@ -30,6 +38,7 @@ __all__ = [
     "MessageSummary",
     "NewMessage",
     "Page",
+    "PreparedBatch",
     "SchemaError",
     "Store",
 ]

@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 from app.store.blobs import BlobReader, copy_into_blob
 from app.store.database import Database
-from app.store.models import AccountKey, MessageSummary, NewMessage, Page
+from app.store.models import AccountKey, MessageSummary, NewMessage, Page, PreparedBatch
 from app.store.search import fold, match_expression
 
 MAX_PER_PAGE = 500
@@ -70,41 +70,68 @@ class Mailbox:
         A message whose uid is already stored or deleted (or repeated in the batch) is
         skipped. If anything fails, nothing of the batch is stored.
         """
-        if not batch:
+        return self.add_prepared(self.prepare(batch))
+
+    @staticmethod
+    def prepare(batch: Sequence[NewMessage]) -> PreparedBatch:
+        """The batch as table rows, worked out before (and outside) its transaction.
+
+        A fetch prepares the next batch while the previous one is written in another thread:
+        the writer then has little Python left to do, which matters because it must take
+        the GIL back after every statement and waits for it while the other thread works.
+        """
+        seen: set[str] = set()
+        unique = []
+        for message in batch:  # a uid repeated in the batch is stored once, the first
+            if message.uid not in seen:
+                seen.add(message.uid)
+                unique.append(message)
+        return PreparedBatch(
+            messages=tuple(unique),
+            public_ids=tuple(secrets.token_urlsafe(12) for _ in unique),
+            index_rows=tuple(_index_row(message) for message in unique),
+            search_rows=tuple(_search_row(message) for message in unique),
+        )
+
+    def add_prepared(self, prepared: PreparedBatch) -> list[str]:
+        """`add_messages` for a batch already prepared; durable on return."""
+        if not prepared.messages:
             return []
         with self._db.write() as conn:
-            fresh = _fresh(conn, batch)
-            if not fresh:
+            known = _known(conn, [message.uid for message in prepared.messages])
+            keep = [i for i, m in enumerate(prepared.messages) if m.uid not in known]
+            if not keep:
                 return []
             # The writer lock is ours (BEGIN IMMEDIATE), so the next seqs are known.
             first = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM messages").fetchone()[0]
-            seqs = range(first, first + len(fresh))
-            public_ids = [secrets.token_urlsafe(12) for _ in fresh]
-            pairs = list(zip(seqs, fresh, strict=True))
+            seqs = {i: first + k for k, i in enumerate(keep)}
             _insert_rows(conn, _MESSAGES_INSERT, [
-                _index_row(seq, public_id, message)
-                for (seq, message), public_id in zip(pairs, public_ids, strict=True)
+                (seqs[i], prepared.public_ids[i], *prepared.index_rows[i]) for i in keep
             ])
             conn.execute(  # new messages are unread
                 "UPDATE counters SET total = total + ?, unread = unread + ?, "
                 "version = version + 1 WHERE id = 1",
-                (len(fresh), len(fresh)),
+                (len(keep), len(keep)),
             )
+            messages = {i: prepared.messages[i] for i in keep}
             _insert_rows(conn, _RAW_INSERT, [
-                (seq, message.raw) for seq, message in pairs if _in_memory(message)
+                (seqs[i], messages[i].raw) for i in keep if _in_memory(messages[i])
             ])
-            for seq, message in pairs:
+            for i in keep:
+                message = messages[i]
                 if not _in_memory(message):  # a big one, streamed in
                     conn.execute(
                         "INSERT INTO raw_messages (seq, data) VALUES (?, zeroblob(?))",
-                        (seq, message.size),
+                        (seqs[i], message.size),
                     )
-                    copy_into_blob(conn, "raw_messages", "data", seq, message.raw, message.size)
+                    copy_into_blob(
+                        conn, "raw_messages", "data", seqs[i], message.raw, message.size
+                    )
             # The search entries go in last, together: FTS5 writes out what it holds in
             # memory at every statement savepoint, and a segment per statement would have
             # to be merged again and again.
-            _insert_rows(conn, _SEARCH_INSERT, [_search_row(seq, m) for seq, m in pairs])
-        return public_ids
+            _insert_rows(conn, _SEARCH_INSERT, [(seqs[i], *prepared.search_rows[i]) for i in keep])
+        return [prepared.public_ids[i] for i in keep]
 
     # -- listing ------------------------------------------------------------------------
 
@@ -267,9 +294,8 @@ def _in_memory(message: NewMessage) -> bool:
     return isinstance(message.raw, bytes | bytearray | memoryview)
 
 
-def _fresh(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[NewMessage]:
-    """The messages of the batch whose uid is neither stored, deleted nor repeated."""
-    uids = list(dict.fromkeys(message.uid for message in batch))
+def _known(conn: sqlite3.Connection, uids: list[str]) -> set[str]:
+    """Which of these uids are already stored or deleted."""
     known: set[str] = set()
     step = _MAX_VARIABLES // 2
     for start in range(0, len(uids), step):
@@ -280,15 +306,11 @@ def _fresh(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[NewMes
             f"UNION ALL SELECT uid FROM deleted_uids WHERE uid IN ({marks})",
             chunk + chunk,
         ))
-    fresh = []
-    for message in batch:
-        if message.uid not in known:
-            known.add(message.uid)
-            fresh.append(message)
-    return fresh
+    return known
 
 
-def _index_row(seq: int, public_id: str, message: NewMessage) -> tuple[object, ...]:
+def _index_row(message: NewMessage) -> tuple[object, ...]:
+    """The index row of a message, from sort_key on (seq and public_id come first)."""
     texts = (
         message.subject,
         message.from_name,
@@ -300,7 +322,7 @@ def _index_row(seq: int, public_id: str, message: NewMessage) -> tuple[object, .
     )
     size = len(message.raw) if _in_memory(message) else message.size  # type: ignore[arg-type]
     flags = (size, int(message.has_attachments))
-    return (seq, public_id, message.uid, *_when(message.date), *flags, *map(_storable, texts))
+    return (message.uid, *_when(message.date), *flags, *map(_storable, texts))
 
 
 def _when(date: datetime | None) -> tuple[int, str | None, int]:
@@ -313,15 +335,16 @@ def _when(date: datetime | None) -> tuple[int, str | None, int]:
     return (date - _EPOCH) // _MICROSECOND, date.isoformat(), stored_at
 
 
-def _search_row(seq: int, message: NewMessage) -> tuple[object, ...]:
-    """The full-text entry of a message: rowid and the four searchable columns, folded."""
+def _search_row(message: NewMessage) -> tuple[object, ...]:
+    """The full-text entry of a message: its four searchable columns, folded (the rowid is
+    the message's seq, put first in the transaction)."""
     columns = (
         message.subject,
         f"{message.from_name} {message.from_addr}",
         f"{message.to} {message.cc}",
         message.body_text,
     )
-    return (seq, *(fold(_storable(text)) for text in columns))
+    return tuple(fold(_storable(text)) for text in columns)
 
 
 def _storable(text: str) -> str:

@@ -69,6 +69,16 @@ class NewMessage:
 
 
 @dataclass(frozen=True)
+class PreparedBatch:
+    """New messages as table rows, ready for `Mailbox.add_prepared` (uids unique in it)."""
+
+    messages: tuple[NewMessage, ...]
+    public_ids: tuple[str, ...]
+    index_rows: tuple[tuple[object, ...], ...]
+    search_rows: tuple[tuple[object, ...], ...]
+
+
+@dataclass(frozen=True)
 class MessageSummary:
     """One inbox row: everything a list or a message header needs, without the raw bytes."""
 
