@@ -9,7 +9,6 @@ at a TLS upgrade, which is the STARTTLS/STLS command-injection defence.
 from __future__ import annotations
 
 import contextlib
-import select
 import socket
 import ssl
 import time
@@ -153,17 +152,30 @@ class Wire:
         big body scanned after each of them would cost more in scanning than in reading."""
         self._recv(deadline)
         if drain:
-            gathered = 0
-            while gathered < RECV_SIZE and self._ready():
-                gathered += self._recv(deadline)
+            self._drain()
 
-    def _ready(self) -> bool:
-        if isinstance(self._sock, ssl.SSLSocket) and self._sock.pending():
-            return True
+    def _drain(self) -> None:
+        """Take what has already arrived, without waiting. Non-blocking reads until there is
+        nothing more: asking `select` first would cost a system call per TLS record."""
+        gathered = 0
         try:
-            return bool(select.select([self._sock], [], [], 0)[0])
-        except (OSError, ValueError):  # closed meanwhile: let the next read say so
-            return False
+            self._sock.settimeout(0.0)
+            while gathered < RECV_SIZE:
+                chunk = self._sock.recv(RECV_SIZE)
+                if not chunk:  # closed: the next (waiting) read reports it
+                    return
+                self._buffer += chunk
+                gathered += len(chunk)
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return
+        except OSError as exc:  # ssl.SSLError included
+            raise self._broke(exc) from None
+
+    def _broke(self, exc: OSError) -> ConnectionLost:
+        self.broken = True
+        if isinstance(exc, ssl.SSLError):
+            return ConnectionLost(f"the TLS connection to {self.host} broke ({exc})")
+        return ConnectionLost(f"the connection to {self.host} broke ({exc})")
 
     def _recv(self, deadline: float | None) -> int:
         if self.broken:
@@ -173,12 +185,8 @@ class Wire:
             chunk = self._sock.recv(RECV_SIZE)
         except TimeoutError:
             raise self._timed_out() from None
-        except ssl.SSLError as exc:
-            self.broken = True
-            raise ConnectionLost(f"the TLS connection to {self.host} broke ({exc})") from None
-        except OSError as exc:
-            self.broken = True
-            raise ConnectionLost(f"the connection to {self.host} broke ({exc})") from None
+        except OSError as exc:  # ssl.SSLError included
+            raise self._broke(exc) from None
         if not chunk:
             self.broken = True
             raise ConnectionLost(f"{self.host} closed the connection")
