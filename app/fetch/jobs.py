@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from app.fetch.indexing import shared_helper
 from app.fetch.policy import Progress, fetch_new
 from app.fetch.store_destination import MailboxDestination
 from app.mail.errors import MailError
@@ -101,7 +102,9 @@ def run_job(store: Store, job_id: str, request: FetchRequest) -> None:
 
     try:
         client = request.connect(transcript)
-        destination = MailboxDestination(store.mailbox(request.account), store.data_dir / "spool")
+        destination = MailboxDestination(
+            store.mailbox(request.account), store.data_dir / "spool", shared_helper()
+        )
         report = fetch_new(
             client,
             destination,

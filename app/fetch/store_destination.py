@@ -4,6 +4,10 @@ Each batch is indexed (decoded headers, body text for search) and handed to the 
 transaction, which is durable when `add_messages` returns; only then may the policy send DELE.
 A big message is indexed from its beginning only and streamed into the store from its spool,
 so a 40 MB message never sits in memory whole.
+
+With an `IndexHelper`, `prepare` only reads the batch and hands its heads to the helper
+process; `deliver` (in the delivery thread) collects the fields and writes. So the helper
+indexes batch N+1 while the store writes batch N and the client downloads batch N+2.
 """
 
 from __future__ import annotations
@@ -11,32 +15,34 @@ from __future__ import annotations
 import errno
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from app.fetch.indexing import Indexed, IndexHelper, index_all
 from app.fetch.policy import SPOOL_IN_MEMORY, Downloaded
-from app.messages import index_fields
-from app.store import Mailbox, NewMessage, PreparedBatch
+from app.messages import IndexFields, index_fields
+from app.store import Mailbox, NewMessage
 
 INDEX_HEAD_BYTES = 64 * 1024
 SPACE_FACTOR = 4
 SPACE_RESERVE = 8 * 1024 * 1024
 
 
-def new_message(item: Downloaded) -> NewMessage:
-    """The store's record of one downloaded message."""
+def _raw_and_head(item: Downloaded) -> tuple[bytes | BinaryIO, bytes]:
+    """What the store keeps (the bytes, or the spool of a big message) and what the index
+    reads: the headers and the first of the text (its body text is capped far below this),
+    not every line of a big attachment, which the parser would read through."""
     item.spool.seek(0)
-    raw: bytes | BinaryIO
     if item.size <= SPOOL_IN_MEMORY:
         raw = item.spool.read()
-        head = raw[:INDEX_HEAD_BYTES] if len(raw) > INDEX_HEAD_BYTES else raw
-    else:
-        head = item.spool.read(INDEX_HEAD_BYTES)
-        item.spool.seek(0)
-        raw = item.spool
-    # The index needs the headers and the first of the text (its body text is capped far
-    # below this), not every line of a big attachment, which the parser would read through.
-    fields = index_fields(head)
+        return raw, raw[:INDEX_HEAD_BYTES] if len(raw) > INDEX_HEAD_BYTES else raw
+    head = item.spool.read(INDEX_HEAD_BYTES)
+    item.spool.seek(0)
+    return item.spool, head
+
+
+def _stored(item: Downloaded, raw: bytes | BinaryIO, fields: IndexFields) -> NewMessage:
     return NewMessage(
         uid=item.uid,
         raw=raw,
@@ -54,25 +60,53 @@ def new_message(item: Downloaded) -> NewMessage:
     )
 
 
+def new_message(item: Downloaded) -> NewMessage:
+    """The store's record of one downloaded message, indexed here."""
+    raw, head = _raw_and_head(item)
+    return _stored(item, raw, index_fields(head))
+
+
+@dataclass(frozen=True)
+class PendingBatch:
+    """A batch read from its spools, its index fields on their way."""
+
+    items: tuple[Downloaded, ...]
+    raws: tuple[bytes | BinaryIO, ...]
+    indexed: Indexed
+
+
 class MailboxDestination:
     """Delivers fetched mail into one account's mailbox."""
 
-    def __init__(self, mailbox: Mailbox, spool: Path):
+    def __init__(self, mailbox: Mailbox, spool: Path, indexer: IndexHelper | None = None):
         self.mailbox = mailbox
         self.spool = spool
+        self.indexer = indexer
         self._spool_ready = False
 
     def known_uids(self) -> set[str]:
         return self.mailbox.known_uids()
 
-    def prepare(self, batch: Sequence[Downloaded]) -> PreparedBatch:
-        """Indexed and turned into the store's rows here, in the fetch's own thread."""
-        return self.mailbox.prepare([new_message(item) for item in batch])
+    def prepare(self, batch: Sequence[Downloaded]) -> PendingBatch:
+        """Read in the fetch's own thread; indexed by the helper, or here without one."""
+        read = [_raw_and_head(item) for item in batch]
+        heads = [head for _raw, head in read]
+        if self.indexer is not None:
+            indexed = self.indexer.submit(heads)
+        else:
+            fields = index_all(heads)
+            indexed = lambda: fields  # noqa: E731 (the fields are ready)
+        return PendingBatch(tuple(batch), tuple(raw for raw, _head in read), indexed)
 
     def deliver(self, prepared: object) -> int:
-        assert isinstance(prepared, PreparedBatch)
-        self._check_space(sum(message.size for message in prepared.messages))
-        return len(self.mailbox.add_prepared(prepared))
+        assert isinstance(prepared, PendingBatch)
+        fields = prepared.indexed()
+        rows = self.mailbox.prepare([
+            _stored(item, raw, found)
+            for item, raw, found in zip(prepared.items, prepared.raws, fields, strict=True)
+        ])
+        self._check_space(sum(message.size for message in rows.messages))
+        return len(self.mailbox.add_prepared(rows))
 
     def _check_space(self, incoming: int) -> None:
         """Refuse a batch the disk may not hold, while there is still room to say so: a

@@ -63,3 +63,24 @@ def test_a_big_message_is_indexed_from_its_beginning_and_stored_whole(destinatio
     assert summary.subject == "quarterly figures" and summary.has_attachments
     assert summary.size == len(raw)
     assert destination.mailbox.raw(summary.id) == raw
+
+
+def test_mail_indexed_by_the_helper_process_is_stored_and_searchable(tmp_path):
+    from app.fetch.indexing import IndexHelper
+
+    helper = IndexHelper(min_messages=2, cpus=2)
+    store = Store(tmp_path / "data")
+    try:
+        destination = MailboxDestination(
+            store.mailbox(AccountKey("pop.test", 995, "u")), tmp_path / "spool", helper
+        )
+        batch = [downloaded(f"u{i}", RAW.replace(b"hello", f"hello{i}".encode()))
+                 for i in range(5)]
+        assert destination.deliver(destination.prepare(batch)) == 5
+        assert helper.helper_pids(), "the batch was not indexed by the helper"
+        found = destination.mailbox.page(query="hello3")
+        assert [m.subject for m in found.items] == ["hello3"]
+        assert found.items[0].from_name == "Anna"
+    finally:
+        helper.close()
+        store.close()
