@@ -175,7 +175,6 @@ def download_then_delete(
         finally:
             _drop(store)
 
-    progress(f"case {case}: {what}")
     def wire() -> float:
         bench.reseed(messages)
         return bench.wire_only(n)
