@@ -6,9 +6,10 @@ fetch's own time, and neither the download nor the store's commit of the previou
 could use the second CPU meanwhile. Handed to a helper process, it runs on that CPU while
 the fetch downloads the next batch and the store writes the last one.
 
-One helper per Pochta process, started by the first fetch big enough to need it and kept
-for the next. It is only a speed-up: a batch it cannot index (it would not start, it died,
-the machine has one CPU) is indexed in the calling thread, as it was before there was one.
+One helper per Pochta process (about 50 MB with multiprocessing's resource tracker), started
+by the first fetch big enough to need it and kept for the next. It is only a speed-up: a
+batch it cannot index (it would not start, it died, the machine has one CPU) is indexed in
+the calling thread, as it was before there was one.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def watch_owner(owner: int) -> None:
 
     A pool's worker holds both ends of its task pipe, so when the process it works for is
     killed outright (a gunicorn worker past its timeout, the OOM killer) it never sees the
-    end of its input and would wait forever, and the fork server with it.
+    end of its input and would wait forever.
     """
 
     def watch() -> None:
@@ -142,13 +143,11 @@ class IndexHelper:
 
 
 def _start_pool() -> ProcessPoolExecutor:
-    """A one-process pool from a fork server: forking the (threaded) web worker itself could
-    copy a lock some other thread holds; the fork server is a fresh process that has only
-    imported the indexing code."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["app.messages.index"])
+    """A one-process pool of a fresh interpreter ("spawn"): forking the threaded web worker
+    itself could copy a lock that some other thread holds at that moment."""
     return ProcessPoolExecutor(
-        max_workers=1, mp_context=context, initializer=watch_owner, initargs=(os.getpid(),)
+        max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+        initializer=watch_owner, initargs=(os.getpid(),),
     )
 
 
