@@ -69,8 +69,7 @@ class EmlDirectory:
     def deliver(self, prepared: object) -> int:
         known = self.known_uids()
         assert isinstance(prepared, Sequence)
-        fresh = [item for item in prepared if isinstance(item, Downloaded)]
-        fresh = [item for item in fresh if item.uid not in known]
+        fresh = [item for item in prepared if item.uid not in known]
         for item in fresh:
             path = self.directory / file_name(item.uid)
             _write_durably(path, item)

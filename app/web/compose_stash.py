@@ -138,10 +138,6 @@ class AttachmentStash:
                 found.append(kept)
         return found
 
-    def read(self, kept: KeptFile) -> bytes:
-        """The file's bytes (FileNotFoundError if it was discarded meanwhile)."""
-        return self.path(kept).read_bytes()
-
     def path(self, kept: KeptFile) -> Path:
         """Where the file's bytes are, for reading them while the message is written out
         (FileNotFoundError if it was discarded meanwhile)."""

@@ -43,7 +43,7 @@ def test_kept_file_round_trips_with_its_name_type_and_size(root):
                                                              len(data))
     again = stash.get(kept.token)
     assert again == kept
-    assert stash.read(again) == data
+    assert stash.path(again).read_bytes() == data
 
 
 def test_files_and_directories_are_owner_only(root):
@@ -63,7 +63,7 @@ def test_another_accounts_token_is_not_found(root):
     assert bob.get(kept.token) is None
     assert bob.find([kept.token]) == []
     with pytest.raises(FileNotFoundError):
-        bob.read(kept)
+        bob.path(kept)
     bob.discard([kept.token])
     assert alice.get(kept.token) == kept
 
