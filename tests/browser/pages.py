@@ -8,7 +8,7 @@ with Playwright's auto-waiting assertions, never with sleeps.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from playwright.sync_api import Frame, Locator, Page, expect
@@ -327,3 +327,18 @@ def focus_ring_contrasts(page: Page, presses: int) -> list[tuple[str, float]]:
             break
         found.append((colours["text"], round(contrast(colours["ring"], colours["behind"]), 2)))
     return found
+
+
+def message_states(page: Page, urls: dict[str, str]) -> Iterator[str]:
+    """Open the plain, the PDF-attached and the HTML test mail, then show the HTML one's
+    remote images; stop at each of these states and yield its name (a screenshot's name)."""
+    for name, subject in (("message-text", mail.PLAIN_SUBJECT),
+                          ("message-attachment", mail.PDF_SUBJECT),
+                          ("message-html-blocked", mail.HTML_SUBJECT)):
+        page.goto(urls[subject])
+        if subject == mail.HTML_SUBJECT:
+            body_frame(page)
+        yield name
+    page.get_by_role("link", name="Show images").click()
+    expect(body_frame(page).get_by_role("img", name="Weekly banner")).to_be_visible()
+    yield "message-html-images"

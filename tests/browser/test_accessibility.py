@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser import mail
-from tests.browser.pages import body_frame, fill_mailbox
+from tests.browser.pages import fill_mailbox, message_states
 from tests.browser.recorder import RecordingServer
 from tests.support.realservers import RealServers
 
@@ -45,16 +45,8 @@ def test_no_serious_violations_on_any_page(
         page.goto("/inbox?q=nothing-matches-this")
         check_accessibility(page, "inbox search without results")
 
-        page.goto(urls[mail.PLAIN_SUBJECT])
-        check_accessibility(page, "message (text)")
-        page.goto(urls[mail.PDF_SUBJECT])
-        check_accessibility(page, "message with an attachment")
-        page.goto(urls[mail.HTML_SUBJECT])
-        body_frame(page)
-        check_accessibility(page, "message (HTML, images blocked)")
-        page.get_by_role("link", name="Show images").click()
-        body_frame(page)
-        check_accessibility(page, "message (HTML, images shown)")
+        for state in message_states(page, urls):
+            check_accessibility(page, state)
         page.get_by_role("link", name="Show as plain text").click()
         check_accessibility(page, "message (HTML as text)")
 

@@ -178,16 +178,16 @@ def test_long_html_mail_scrolls_with_the_keyboard(page: Page, real_servers: Real
 
     tab_to(page, "Show as plain text")
     page.keyboard.press("Tab")
-    assert _becomes_true(lambda: (focused(page) or {}).get("tag") == "iframe", seconds=3), (
+    assert _becomes_true(lambda: (focused(page) or {}).get("tag") == "iframe", seconds=10), (
         "Tab did not enter the message body"
     )
     # Focus moves into the frame's own document a moment after the Tab: a key pressed
-    # before that goes nowhere, as it would for a person pressing it at that instant.
-    frame.wait_for_function("() => document.hasFocus()", timeout=15000)
-    # The body's frame runs no scripts, so its timers never fire: poll it from here.
+    # before that goes nowhere, as it would for a person pressing it at that instant. The
+    # body's frame runs no scripts, so its timers never fire: it is polled from here.
+    assert _becomes_true(lambda: frame.evaluate("() => document.hasFocus()"), seconds=10)
     for _attempt in range(3):
         page.keyboard.press("PageDown")
-        if _becomes_true(lambda: frame.evaluate("() => scrollY > 0"), seconds=3):
+        if _becomes_true(lambda: frame.evaluate("() => scrollY > 0"), seconds=5):
             break
     assert frame.evaluate("() => scrollY > 0"), "PageDown did not scroll the message body"
 

@@ -52,8 +52,10 @@ def _restore(tar_path: Path, target: Path) -> list[str]:
         for member in archive.getmembers():
             assert member.isfile() or member.isdir(), f"unexpected member type: {member.name}"
             assert not Path(member.name).is_absolute() and ".." not in Path(member.name).parts
-        # Debian 12's Python 3.11.2 predates extraction filters; the checks above stand in.
-        archive.extractall(target)
+        # Debian 12's Python 3.11.2 predates extraction filters (the checks above stand in);
+        # newer ones warn without one.
+        data_filter = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+        archive.extractall(target, **data_filter)  # type: ignore[arg-type]
     return names
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import errno
 import io
 from collections import namedtuple
+from email.message import EmailMessage
 
 import pytest
 
 from app.fetch import store_destination
+from app.fetch.indexing import IndexHelper
 from app.fetch.policy import Downloaded
 from app.fetch.store_destination import MailboxDestination
 from app.store import AccountKey, Store
@@ -48,8 +50,6 @@ def test_a_batch_the_disk_may_not_hold_is_refused_before_writing(destination, mo
 
 
 def test_a_big_message_is_indexed_from_its_beginning_and_stored_whole(destination):
-    from email.message import EmailMessage
-
     message = EmailMessage()
     message["Subject"] = "quarterly figures"
     message["From"] = "Anna <anna@example.org>"
@@ -66,8 +66,6 @@ def test_a_big_message_is_indexed_from_its_beginning_and_stored_whole(destinatio
 
 
 def test_mail_indexed_by_the_helper_process_is_stored_and_searchable(tmp_path):
-    from app.fetch.indexing import IndexHelper
-
     helper = IndexHelper(min_messages=2, cpus=2)
     store = Store(tmp_path / "data")
     try:
