@@ -15,7 +15,8 @@ import poplib
 import shutil
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sized
+from typing import Any
 
 from app.fetch.jobs import FetchRequest, run_job
 from app.mail.pop3 import POP3Client
@@ -67,30 +68,19 @@ class Pop3Bench:
         pop.pass_(self.password)
         return pop
 
-    def poplib_retrieve(self, expected: int, *, delete: bool = True) -> float:
+    def poplib_retrieve(self, expected: int) -> float:
         """Log in, RETR every message into memory, DELE each, QUIT: seconds."""
-        started = time.perf_counter()
-        pop = self._poplib()
-        count, _size = pop.stat()
-        held = [pop.retr(n)[1] for n in range(1, count + 1)]  # the lines of each
-        if delete:
+        def work(pop: poplib.POP3) -> list[list[bytes]]:
+            count, _size = pop.stat()
+            held = [pop.retr(n)[1] for n in range(1, count + 1)]  # the lines of each
             for n in range(1, count + 1):
                 pop.dele(n)
-        pop.quit()
-        elapsed = time.perf_counter() - started
-        if len(held) != expected:
-            raise AssertionError(f"poplib retrieved {len(held)} messages, not {expected}")
-        return elapsed
+            return held
+
+        return _timed(self._poplib, work, expected, "poplib retrieved")
 
     def poplib_uidl(self, expected: int) -> float:
-        started = time.perf_counter()
-        pop = self._poplib()
-        listing = pop.uidl()[1]
-        pop.quit()
-        elapsed = time.perf_counter() - started
-        if len(listing) != expected:
-            raise AssertionError(f"UIDL listed {len(listing)} messages, not {expected}")
-        return elapsed
+        return _timed(self._poplib, lambda pop: pop.uidl()[1], expected, "UIDL listed")
 
     # -- Pochta -------------------------------------------------------------------------
 
@@ -111,16 +101,14 @@ class Pop3Bench:
     def wire_only(self, expected: int) -> float:
         """Pochta's POP3 client alone, as poplib is timed: pipelined RETR of every message
         into memory, DELE, QUIT; no store, no index. Where the fetch's time goes."""
-        started = time.perf_counter()
-        client = self._connect(Transcript("pochta.pop3"))
-        numbers = sorted(client.list())
-        held = [r.sink for r in client.retr_many(numbers, lambda _n: io.BytesIO())]
-        client.dele_many(numbers)
-        client.quit()
-        elapsed = time.perf_counter() - started
-        if len(held) != expected:
-            raise AssertionError(f"the client retrieved {len(held)} messages, not {expected}")
-        return elapsed
+        def work(client: POP3Client) -> list[object]:
+            numbers = sorted(client.list())
+            held = [r.sink for r in client.retr_many(numbers, lambda _n: io.BytesIO())]
+            client.dele_many(numbers)
+            return held
+
+        return _timed(lambda: self._connect(Transcript("pochta.pop3")), work, expected,
+                      "the client retrieved")
 
     def fresh_store(self) -> Store:
         self.runs += 1
@@ -143,6 +131,21 @@ class Pop3Bench:
         if job is None or job.state != "done" or job.error or job.new != expected_new:
             raise AssertionError(f"Pochta's fetch did not do what it should: {job}")
         return elapsed
+
+
+def _timed(
+    connect: Callable[[], Any], work: Callable[[Any], Sized], expected: int, what: str
+) -> float:
+    """Seconds to connect and log in, do `work`, and QUIT; `work` returns what it got,
+    which must be `expected` many."""
+    started = time.perf_counter()
+    client = connect()
+    got = len(work(client))
+    client.quit()
+    elapsed = time.perf_counter() - started
+    if got != expected:
+        raise AssertionError(f"{what} {got} messages, not {expected}")
+    return elapsed
 
 
 def _drop(store: Store) -> None:

@@ -195,7 +195,9 @@ class Load:
 
 _WRK_LATENCY = re.compile(r"^\s*(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
 _WRK_RATE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
-_WRK_ERRORS = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)|Socket errors:.*?(\d+)")
+_WRK_ERRORS = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
+# "Socket errors: connect 0, read 2, write 0, timeout 1": every kind counts.
+_WRK_SOCKET_ERRORS = re.compile(r"(?:connect|read|write|timeout) (\d+)")
 _SCALE = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
@@ -214,7 +216,10 @@ def wrk(url: str, cookie: str, seconds: int, connections: int = 8, threads: int 
     rate = _WRK_RATE.search(out)
     if rate is None or set(latency) != {"50", "99"}:
         raise AssertionError(f"could not read wrk's output:\n{out}")
-    errors = sum(int(n) for m in _WRK_ERRORS.finditer(out) for n in m.groups() if n)
+    errors = sum(int(n) for n in _WRK_ERRORS.findall(out))
+    for line in out.splitlines():
+        if line.strip().startswith("Socket errors:"):
+            errors += sum(int(n) for n in _WRK_SOCKET_ERRORS.findall(line))
     return Load("wrk", float(rate.group(1)), latency["50"], latency["99"], errors)
 
 
