@@ -14,6 +14,19 @@ from __future__ import annotations
 
 from app.store.database import Migration, script
 
+
+def _search_index_rebuilt(new_table: str, options: str) -> tuple[str, ...]:
+    """The search index made again with other FTS5 options, its entries (rowid = seq) kept."""
+    return (
+        f"CREATE VIRTUAL TABLE {new_table} USING fts5 "
+        f"(subject, sender, recipients, body, {options})",
+        f"INSERT INTO {new_table} (rowid, subject, sender, recipients, body) "  # noqa: S608
+        "SELECT rowid, subject, sender, recipients, body FROM messages_fts",
+        "DROP TABLE messages_fts",
+        f"ALTER TABLE {new_table} RENAME TO messages_fts",
+    )
+
+
 MAILBOX_MIGRATIONS: list[Migration] = [
     script(
         # seq is the rowid: insertion order, the tie-breaker after the date.
@@ -93,18 +106,7 @@ MAILBOX_MIGRATIONS: list[Migration] = [
         # Without the 3-letter prefix index: it more than doubled the cost of indexing each
         # fetched message, and sped up only prefixes of exactly three letters (four-letter
         # ones expand through the term list either way).
-        """
-        CREATE VIRTUAL TABLE messages_fts_v2 USING fts5 (
-            subject, sender, recipients, body,
-            tokenize = 'unicode61 remove_diacritics 2'
-        )
-        """,
-        """
-        INSERT INTO messages_fts_v2 (rowid, subject, sender, recipients, body)
-        SELECT rowid, subject, sender, recipients, body FROM messages_fts
-        """,
-        "DROP TABLE messages_fts",
-        "ALTER TABLE messages_fts_v2 RENAME TO messages_fts",
+        *_search_index_rebuilt("messages_fts_v2", "tokenize = 'unicode61 remove_diacritics 2'"),
     ),
     script(
         # A version that moves with every change to the list (a message stored, deleted,
@@ -140,19 +142,9 @@ MAILBOX_MIGRATIONS: list[Migration] = [
         # detail=column: the index records which column holds a word but not its position.
         # Search ANDs single words (no phrases), and each fetched message costs less to
         # index and to keep.
-        """
-        CREATE VIRTUAL TABLE messages_fts_v4 USING fts5 (
-            subject, sender, recipients, body,
-            tokenize = 'unicode61 remove_diacritics 2',
-            detail = column
-        )
-        """,
-        """
-        INSERT INTO messages_fts_v4 (rowid, subject, sender, recipients, body)
-        SELECT rowid, subject, sender, recipients, body FROM messages_fts
-        """,
-        "DROP TABLE messages_fts",
-        "ALTER TABLE messages_fts_v4 RENAME TO messages_fts",
+        *_search_index_rebuilt(
+            "messages_fts_v4", "tokenize = 'unicode61 remove_diacritics 2', detail = column"
+        ),
     ),
     script(
         # Messages arrive in batches: their counts are added once per batch by the store
