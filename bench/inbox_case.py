@@ -26,6 +26,7 @@ from bench.corpus import RARE_WORD, Corpus, stored
 from bench.plan import Plan
 from bench.results import Row, progress
 from bench.servers import address
+from bench.store_bench import store_bytes
 from bench.web import Browser, have_wrk, login_fields, message_ids, python_load, wrk
 from tests.support.liveapp import real_servers_env, start_live_app
 from tests.support.realservers import RealServers
@@ -60,10 +61,6 @@ def seed_mailbox(mailbox: Mailbox, corpus: Corpus, n: int, to: str, first: int =
             if done % 20_000 == 0:
                 progress(f"  {done:,} of {n:,} stored")
     return n / (time.perf_counter() - began)
-
-
-def store_bytes(data_dir: Path) -> int:
-    return sum(p.stat().st_size for p in data_dir.rglob("*") if p.is_file())
 
 
 def _paths(n: int) -> dict[str, str]:

@@ -81,15 +81,13 @@ def interleaved(
     reference: Callable[[], float],
     pochta: Callable[[], float],
     *,
-    warmup: bool = True,
     label: str = "",
 ) -> tuple[list[float], list[float]]:
     """Run both sides `repeat` times, alternating which goes first; each callable returns
     its own measured seconds (so setup such as reseeding stays outside). One untimed run of
-    each first, unless `warmup` is False."""
-    if warmup:
-        reference()
-        pochta()
+    each first."""
+    reference()
+    pochta()
     ours: list[float] = []
     theirs: list[float] = []
     for k in range(repeat):

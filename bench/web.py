@@ -231,8 +231,7 @@ def python_load(host: str, port: int, path: str, cookie: str, seconds: float,
 
 
 def crowd(host: str, port: int, cookies: list[str], next_path: Callable[[int, int], str],
-          seconds: float, *, tool: str = "python threads",
-          ok: Callable[[int], bool] = lambda status: status == 200) -> Load:
+          seconds: float, *, tool: str = "python threads") -> Load:
     """One thread per cookie, each looping `next_path(user, k)` over its own keep-alive
     connection for `seconds`; a status that is not `ok`, or an exception, is an error."""
     latencies: list[list[float]] = [[] for _ in cookies]
@@ -254,7 +253,7 @@ def crowd(host: str, port: int, cookies: list[str], next_path: Callable[[int, in
                     client = KeepAlive(host, port, cookies[index])
                     continue
                 latencies[index].append(elapsed)
-                if not ok(status):
+                if status != 200:
                     errors[index] += 1
                 k += 1
         finally:
