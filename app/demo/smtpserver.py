@@ -12,6 +12,7 @@ is known at once) and a stop that closes every open connection first (so nothing
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import socket
 import ssl
@@ -169,8 +170,19 @@ class _Session(Session):
 
 
 class _SMTP(SMTP):
+    """Remembers its socket: a TLS session already closing (after QUIT) cannot be aborted on
+    every Python (3.11.2 drops the transport's protocol on a second close(), which aiosmtpd
+    does), but shutting the socket down ends it through the loop's own EOF handling."""
+
+    raw_socket: Any = None
+
     def _create_session(self) -> Session:
         return _Session(self.loop)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.raw_socket is None:
+            self.raw_socket = transport.get_extra_info("socket")
+        super().connection_made(transport)
 
 
 class _BoundController(Controller):
@@ -193,11 +205,19 @@ class _BoundController(Controller):
 
     async def _drop_sessions(self) -> None:
         for smtp in self._sessions:
-            if smtp.transport is not None:
-                smtp.transport.abort()
+            transport = smtp.transport
+            if transport is None:
+                continue
+            if not transport.is_closing():
+                transport.abort()
+            elif smtp.raw_socket is not None:  # a TLS goodbye waiting on the client
+                with contextlib.suppress(OSError):
+                    smtp.raw_socket.shutdown(socket.SHUT_RDWR)
+        for _ in range(100):  # let connection_lost() run for each (bounded: 1 s)
+            if all(smtp.transport is None for smtp in self._sessions):
+                break
+            await asyncio.sleep(0.01)
         self._sessions.clear()
-        for _ in range(3):  # let connection_lost() run for each
-            await asyncio.sleep(0)
 
     def stop(self, no_assert: bool = False) -> None:
         if self._thread is not None and self.loop.is_running():

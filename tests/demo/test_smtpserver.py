@@ -245,3 +245,15 @@ def test_control_characters_in_a_recipient_are_refused(server, open_smtp):
         client.send(b"RCPT TO:<" + address + b">\r\n")
         assert client.getreply()[0] == 501
     assert client.rcpt(ALICE)[0] == 250
+
+
+@pytest.mark.parametrize("security", [Security.TLS, Security.STARTTLS])
+def test_stop_right_after_a_tls_client_quit_does_not_fail(make_server, open_smtp, security):
+    """After QUIT the TLS session is closing but not gone; on some Pythons (3.11.2) aborting
+    such a transport raised AttributeError and the whole stop() failed."""
+    server = make_server(smtp_security=security)
+    client = open_smtp(server, login=None)
+    assert client.docmd("QUIT")[0] == 221  # the client's socket stays open, unread
+    server.stop()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", server.smtp_port), timeout=2).close()
