@@ -96,6 +96,9 @@ def run_demo(options: DemoOptions) -> int:
         stopping = True
 
     previous = signal.signal(signal.SIGTERM, stop)
+    # Ctrl-C stops the demo even when it was started with SIGINT ignored, as a shell does
+    # for a job it runs in the background without job control.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         seed_demo_mail(server.mailboxes)
         web = start_gunicorn(f"{options.host}:{options.port}", app_environment(options, server))
@@ -111,6 +114,7 @@ def run_demo(options: DemoOptions) -> int:
         return 0
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         if web is not None:
             stop_gunicorn(web)
         server.stop()

@@ -159,15 +159,22 @@ def wait_for_workers(pid: int, timeout: float = 10.0) -> list[int]:
     return found
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @contextlib.contextmanager
-def pochta_demo(data_dir: Path, web: int, smtp: int, pop3: int) -> Iterator[Demo]:
+def pochta_demo(data_dir: Path, web: int, smtp: int, pop3: int, *,
+                sigint_ignored: bool = False) -> Iterator[Demo]:
     """Start `pochta demo` and wait for its banner. On the way out (say, a test that failed
-    early) whatever is left of it and its gunicorn is killed."""
+    early) whatever is left of it and its gunicorn is killed. `sigint_ignored` starts it the
+    way a shell starts a background job: with SIGINT ignored."""
     process = subprocess.Popen(
         [str(POCHTA), "demo", "--port", str(web), "--smtp-port", str(smtp),
          "--pop3-port", str(pop3), "--data-dir", str(data_dir)],
         cwd=data_dir.parent, env=clean_environment(), stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8",
+        preexec_fn=_ignore_sigint if sigint_ignored else None,
     )
     output = Output()
     reader = threading.Thread(target=output.read, args=(process.stdout,), daemon=True)
@@ -359,6 +366,24 @@ def test_pochta_demo_serves_logs_in_stops_on_sigint_and_keeps_its_mail(tmp_path)
         assert demo.stop(signal.SIGTERM) == 0, demo.output.text
         demo.output.wait_for(re.compile(r"^Pochta demo stopped\.$"), 5)
         assert_all_gone(demo, web, smtp, pop3)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_demo_started_with_sigint_ignored(tmp_path):
+    web, smtp, pop3 = free_ports(3)
+    with pochta_demo(tmp_path / "pochta-demo", web, smtp, pop3, sigint_ignored=True) as demo:
+        assert _ignores_sigint(demo.process.pid) is False  # the demo took it back
+        assert demo.stop(signal.SIGINT) == 0, demo.output.text
+        demo.output.wait_for(re.compile(r"^Pochta demo stopped\.$"), 5)
+        assert_all_gone(demo, web, smtp, pop3)
+
+
+def _ignores_sigint(pid: int) -> bool:
+    """Whether SIGINT is in the process's ignored set now (/proc/<pid>/status, SigIgn)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigIgn:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+    raise AssertionError(f"no SigIgn line for {pid}")
 
 
 @pytest.mark.slow
