@@ -18,7 +18,7 @@ from bench.inbox_case import PER_PAGE, seed_mailbox, web_account
 from bench.plan import Plan
 from bench.results import Row, progress
 from bench.servers import address, crowd_names
-from bench.web import Browser, crowd, message_ids
+from bench.web import crowd, logged_in, message_ids
 from tests.support.liveapp import real_servers_env, start_live_app
 from tests.support.realservers import RealServers
 
@@ -40,8 +40,7 @@ def run(servers: RealServers, plan: Plan, corpus: Corpus) -> list[Row]:
         cookies: list[str] = []
         messages: list[list[str]] = []
         for name in names:
-            browser = Browser(app.url)
-            browser.log_in(servers, name)
+            browser = logged_in(app.url, servers, name)
             cookies.append(browser.cookie_header())
             ids = message_ids(browser.get("/inbox").text)
             if not ids:

@@ -27,7 +27,7 @@ from bench.plan import Plan
 from bench.results import Row, progress
 from bench.servers import address
 from bench.store_bench import store_bytes
-from bench.web import Browser, have_wrk, login_fields, message_ids, python_load, wrk
+from bench.web import have_wrk, logged_in, login_fields, message_ids, python_load, wrk
 from tests.support.liveapp import real_servers_env, start_live_app
 from tests.support.realservers import RealServers
 
@@ -172,8 +172,7 @@ def gunicorn_rows(servers: RealServers, plan: Plan, data_dir: Path, n: int) -> l
         paths = _paths(n)
 
         def session() -> Callable[[str], tuple[int, bytes]]:
-            browser = Browser(app.url)
-            browser.log_in(servers, USER)
+            browser = logged_in(app.url, servers, USER)
 
             def get(path: str) -> tuple[int, bytes]:
                 answer = browser.get(path)
@@ -185,8 +184,7 @@ def gunicorn_rows(servers: RealServers, plan: Plan, data_dir: Path, n: int) -> l
         rows = _rows("ghi", "gunicorn, first view", _sample(
             plan, paths, session, fresh=True, label="gunicorn, first view"), paths,
             barred=False)
-        browser = Browser(app.url)
-        browser.log_in(servers, USER)
+        browser = logged_in(app.url, servers, USER)
         return rows + _under_load(plan, paths, app.url, app.port, browser.cookie_header())
     finally:
         app.stop()

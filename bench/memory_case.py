@@ -14,14 +14,14 @@ from __future__ import annotations
 import random
 import statistics
 from collections.abc import Callable
-from pathlib import Path
 
 from bench.corpus import Corpus
 from bench.plan import Plan
 from bench.results import Row, progress
 from bench.servers import address
-from bench.web import Browser
-from tests.support.liveapp import real_servers_env, start_live_app
+from bench.web import logged_in
+from tests.reliability.workers import PeakMemory
+from tests.support.liveapp import LiveApp, real_servers_env, start_live_app
 from tests.support.realservers import RealServers
 
 USER = "memory"
@@ -31,19 +31,11 @@ FETCHED_ATTACHMENT = 29_000_000
 SENT_ATTACHMENT = 20 * 1024 * 1024
 
 
-def _status_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
-def peak_growth_mb(pid: int, action: Callable[[], None]) -> float:
-    """MB the process's peak RSS rose above its RSS at the start while `action` ran."""
-    Path(f"/proc/{pid}/clear_refs").write_text("5")
-    before = _status_kib(pid, "VmRSS")
-    action()
-    return (_status_kib(pid, "VmHWM") - before) * 1024 / 1e6
+def peak_growth_mb(app: LiveApp, action: Callable[[], None]) -> float:
+    """MB the worker's peak RSS rose above its RSS at the start while `action` ran."""
+    with PeakMemory(app) as peak:
+        action()
+    return peak.max_growth_kib * 1024 / 1e6
 
 
 def _row(case: str, what: str, growths: list[float], limit: float) -> Row:
@@ -63,14 +55,14 @@ def run(servers: RealServers, plan: Plan, corpus: Corpus) -> list[Row]:
     data_dir = plan.workdir / "memory" / "data"
     app = start_live_app(data_dir, real_servers_env(servers), workers=1, threads=4)
     try:
-        browser = Browser(app.url)
-        browser.log_in(servers, USER, keep=False)
-        (pid,) = app.worker_pids()
+        browser = logged_in(app.url, servers, USER, keep=False)
+        if len(app.worker_pids()) != 1:
+            raise AssertionError(f"one worker expected, gunicorn runs {app.worker_pids()}")
         fetched: list[float] = []
         sent: list[float] = []
 
         def fetch() -> None:
-            state = browser.fetch()
+            state = browser.wait_for_job(browser.start_fetch(), timeout=300)
             if state["state"] != "done" or state["new"] != 1 or state["error"]:
                 raise AssertionError(f"the 40 MB fetch did not succeed: {state}")
 
@@ -88,9 +80,9 @@ def run(servers: RealServers, plan: Plan, corpus: Corpus) -> list[Row]:
             servers.clear(address(USER))
             servers.deliver(address(USER), big)
             browser.get("/inbox")
-            fetched.append(peak_growth_mb(pid, fetch))
+            fetched.append(peak_growth_mb(app, fetch))
             browser.get("/compose")
-            sent.append(peak_growth_mb(pid, send))
+            sent.append(peak_growth_mb(app, send))
             servers.wait_for_count(address(SINK), 1, timeout=60)
             servers.clear(address(SINK))
             progress(f"  case 5 run {k + 1}/{plan.repeat}: fetch +{fetched[-1]:.1f} MB, "

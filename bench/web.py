@@ -1,34 +1,28 @@
 """Speaking HTTP to Pochta as a browser would, and loading it as a crowd would.
 
-`Browser` logs in through the real form (CSRF token, cookie jar) and posts forms and files;
-`KeepAlive` is one connection reused for many requests; `wrk` runs Debian's load generator
-(with `python_load` as the fallback when it is missing) and reads its latency distribution.
+`logged_in` gives a `WebUser` (the reliability tests' cookie-jar browser) past the real
+login form; `KeepAlive` is one connection reused for many requests; `wrk` runs Debian's
+load generator (with `python_load` as the fallback when it is missing) and reads its
+latency distribution.
 """
 
 from __future__ import annotations
 
 import http.client
-import http.cookiejar
-import json
 import re
 import shutil
 import statistics
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from html import unescape
 
 from bench.servers import address, password
+from tests.reliability.client import WebUser
 from tests.support.realservers import RealServers
 
-CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 MESSAGE_LINK = re.compile(r'href="/message/([^/"?]+)')
-BOUNDARY = "pochta-bench-boundary-7d1c0a5e"
 
 
 def login_fields(servers: RealServers, name: str, *, keep: bool = True) -> dict[str, object]:
@@ -52,105 +46,13 @@ def message_ids(html: str) -> list[str]:
     return list(dict.fromkeys(MESSAGE_LINK.findall(html)))
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
-@dataclass
-class Answer:
-    status: int
-    body: bytes
-    location: str
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", "replace")
-
-
-class Browser:
-    """One user's cookie jar against a running app; redirects are not followed."""
-
-    def __init__(self, base_url: str, timeout: float = 120.0):
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.jar = http.cookiejar.CookieJar()
-        self._opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(self.jar), _NoRedirects()
-        )
-
-    def request(self, method: str, path: str, data: bytes | None = None,
-                headers: Mapping[str, str] | None = None) -> Answer:
-        request = urllib.request.Request(  # noqa: S310 (our own http:// base URL)
-            self.base_url + path, data=data, headers=dict(headers or {}), method=method
-        )
-        try:
-            response = self._opener.open(request, timeout=self.timeout)
-        except urllib.error.HTTPError as answer:  # 3xx (not followed), 4xx, 5xx
-            with answer:
-                return Answer(answer.code, answer.read(), answer.headers.get("Location", ""))
-        with response:
-            return Answer(response.status, response.read(), response.headers.get("Location", ""))
-
-    def get(self, path: str) -> Answer:
-        return self.request("GET", path)
-
-    def csrf_token(self, page: str) -> str:
-        answer = self.get(page)
-        match = CSRF_FIELD.search(answer.text)
-        if match is None:
-            raise AssertionError(f"no csrf_token on {page} ({answer.status})")
-        return unescape(match.group(1))
-
-    def post_form(self, path: str, fields: Mapping[str, object], page: str | None = None,
-                  headers: Mapping[str, str] | None = None) -> Answer:
-        body = urllib.parse.urlencode(
-            {"csrf_token": self.csrf_token(page or path), **fields}, doseq=True
-        ).encode()
-        return self.request("POST", path, body, {
-            "Content-Type": "application/x-www-form-urlencoded", **(headers or {})})
-
-    def post_multipart(self, path: str, fields: Mapping[str, str],
-                       files: Mapping[str, tuple[str, bytes]], page: str | None = None) -> Answer:
-        """A multipart/form-data POST, as a browser sends a form with file inputs."""
-        parts: list[bytes] = []
-        for name, value in {"csrf_token": self.csrf_token(page or path), **fields}.items():
-            parts.append(f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"'
-                         f"\r\n\r\n{value}\r\n".encode())
-        for name, (filename, data) in files.items():
-            parts.append(f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"; '
-                         f'filename="{filename}"\r\nContent-Type: application/octet-stream'
-                         "\r\n\r\n".encode())
-            parts.append(data)
-            parts.append(b"\r\n")
-        parts.append(f"--{BOUNDARY}--\r\n".encode())
-        return self.request("POST", path, b"".join(parts), {
-            "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
-
-    def log_in(self, servers: RealServers, name: str, *, keep: bool = True) -> None:
-        answer = self.post_form("/login", login_fields(servers, name, keep=keep))
-        if answer.status not in (302, 303):
-            raise AssertionError(f"login as {name} answered {answer.status}: {answer.text[:300]}")
-
-    def cookie_header(self) -> str:
-        return "; ".join(f"{c.name}={c.value}" for c in self.jar)
-
-    def fetch(self, timeout: float = 300.0) -> dict:
-        """POST /fetch (JSON), then poll the job until it ends; its last state."""
-        answer = self.post_form("/fetch", {}, page="/inbox", headers={"Accept": "application/json"})
-        if answer.status != 202:
-            raise AssertionError(f"POST /fetch answered {answer.status}: {answer.text[:300]}")
-        job = _json(answer.body)["job"]
-        deadline = time.monotonic() + timeout
-        while True:
-            state = _json(self.get(f"/fetch/{job}").body)
-            if state["state"] != "running" or time.monotonic() > deadline:
-                return state
-            time.sleep(0.1)
-
-
-def _json(body: bytes) -> dict:
-    return json.loads(body)
+def logged_in(base_url: str, servers: RealServers, name: str, *, keep: bool = True) -> WebUser:
+    """A user at a browser who has logged in as `name` through the real form."""
+    user = WebUser(base_url, timeout=120.0)
+    reply = user.log_in(login_fields(servers, name, keep=keep))
+    if reply.status not in (302, 303):
+        raise AssertionError(f"login as {name} answered {reply.status}: {reply.text[:300]}")
+    return user
 
 
 class KeepAlive:

@@ -2,8 +2,9 @@
 
 Reliability tests drive gunicorn over real sockets from many threads at once, so each
 simulated user is a `WebUser` with its own `http.cookiejar` (urllib, since `requests` is not
-a dependency). Redirects are not followed: a test checks the 303 itself. Every request has a
-timeout, so an app that hangs makes the test fail instead of hanging with it.
+a dependency); the benchmarks log in and upload through it too. Redirects are not
+followed: a test checks the 303 itself. Every request has a timeout, so an app that hangs
+makes the test fail instead of hanging with it.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from html import unescape
 
 CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 ERROR_ALERT = re.compile(r'<div class="alert error"[^>]*>\s*<p>(.*?)</p>', re.DOTALL)
 MESSAGE_LINK = re.compile(r'<a href="/message/([^/"?]+)[^"]*"[^>]*>([^<]*)</a>')
+BOUNDARY = "pochta-webuser-boundary-7d1c0a5e"
 REQUEST_TIMEOUT = 30.0
 
 
@@ -71,15 +74,18 @@ class WebUser:
         self,
         method: str,
         path: str,
-        fields: dict[str, object] | None = None,
+        fields: Mapping[str, object] | None = None,
         *,
-        headers: dict[str, str] | None = None,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> Reply:
-        data = None
+        """`fields` go as a urlencoded form (a list value repeats its name, as a checkbox's
+        hidden twin does); `body` is sent as it is, with the caller's Content-Type."""
+        data = body
         all_headers = dict(headers or {})
         if fields is not None:
-            data = urllib.parse.urlencode(fields).encode()
+            data = urllib.parse.urlencode(fields, doseq=True).encode()
             all_headers["Content-Type"] = "application/x-www-form-urlencoded"
         request = urllib.request.Request(
             self.base_url + path, data=data, headers=all_headers, method=method
@@ -89,11 +95,11 @@ class WebUser:
             response = self._opener.open(request, timeout=timeout or self.timeout)
         except urllib.error.HTTPError as answer:  # 3xx (not followed), 4xx, 5xx
             with answer:
-                body = answer.read()
-            return Reply(answer.code, _lower(answer.headers), body, time.monotonic() - started)
+                content = answer.read()
+            return Reply(answer.code, _lower(answer.headers), content, time.monotonic() - started)
         with response:
-            body = response.read()
-        return Reply(response.status, _lower(response.headers), body, time.monotonic() - started)
+            content = response.read()
+        return Reply(response.status, _lower(response.headers), content, time.monotonic() - started)
 
     def get(self, path: str, **kwargs: object) -> Reply:
         return self.request("GET", path, **kwargs)  # type: ignore[arg-type]
@@ -104,15 +110,35 @@ class WebUser:
         assert match, f"no csrf_token on {page} ({reply.status}): {reply.text[:500]}"
         return match.group(1)
 
-    def post_form(self, path: str, fields: dict[str, object], *, page: str | None = None,
+    def post_form(self, path: str, fields: Mapping[str, object], *, page: str | None = None,
                   **kwargs: object) -> Reply:
         """POST like a browser: with the CSRF token of the page that shows the form."""
         token = self.csrf_token(page or path)
         return self.request("POST", path, {"csrf_token": token, **fields}, **kwargs)  # type: ignore[arg-type]
 
+    def post_multipart(self, path: str, fields: Mapping[str, str],
+                       files: Mapping[str, tuple[str, bytes]], *, page: str | None = None) -> Reply:
+        """A multipart/form-data POST, as a browser sends a form with file inputs."""
+        parts: list[bytes] = []
+        for name, value in {"csrf_token": self.csrf_token(page or path), **fields}.items():
+            parts.append(f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"'
+                         f"\r\n\r\n{value}\r\n".encode())
+        for name, (filename, data) in files.items():
+            parts.append(f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"; '
+                         f'filename="{filename}"\r\nContent-Type: application/octet-stream'
+                         "\r\n\r\n".encode())
+            parts += [data, b"\r\n"]
+        parts.append(f"--{BOUNDARY}--\r\n".encode())
+        return self.request("POST", path, body=b"".join(parts), headers={
+            "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
+
+    def cookie_header(self) -> str:
+        """The session as a `Cookie:` header, for load generators that bring no jar."""
+        return "; ".join(f"{cookie.name}={cookie.value}" for cookie in self.jar)
+
     # -- what users do -------------------------------------------------------------------
 
-    def log_in(self, fields: dict[str, object], **kwargs: object) -> Reply:
+    def log_in(self, fields: Mapping[str, object], **kwargs: object) -> Reply:
         return self.post_form("/login", fields, **kwargs)
 
     def start_fetch(self) -> str:

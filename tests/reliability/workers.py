@@ -63,8 +63,12 @@ class PeakMemory:
                 self.growth_kib[pid] = _status_kib(pid, "VmHWM") - rss
 
     @property
+    def max_growth_kib(self) -> int:
+        return max(self.growth_kib.values(), default=0)
+
+    @property
     def max_growth_mib(self) -> float:
-        return max(self.growth_kib.values(), default=0) / 1024
+        return self.max_growth_kib / 1024
 
 
 # -- which worker, and killing it --------------------------------------------------------------
