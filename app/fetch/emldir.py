@@ -66,9 +66,8 @@ class EmlDirectory:
     def prepare(self, batch: Sequence[Downloaded]) -> Sequence[Downloaded]:
         return batch
 
-    def deliver(self, prepared: object) -> int:
+    def deliver(self, prepared: Sequence[Downloaded]) -> int:
         known = self.known_uids()
-        assert isinstance(prepared, Sequence)
         fresh = [item for item in prepared if item.uid not in known]
         for item in fresh:
             path = self.directory / file_name(item.uid)

@@ -44,6 +44,13 @@ def index_all(heads: Sequence[bytes]) -> list[IndexFields]:
     return [index_fields(head) for head in heads]
 
 
+def index_here(heads: Sequence[bytes]) -> Indexed:
+    """Index `heads` in the calling thread, now; the fields as `IndexHelper.submit` gives
+    them."""
+    fields = index_all(heads)
+    return lambda: fields
+
+
 def watch_owner(owner: int) -> None:
     """Run in the helper at its start: exit once `owner` has gone.
 
@@ -89,8 +96,7 @@ class IndexHelper:
         heads = list(heads)
         pool = self._pool_for(heads)
         if pool is None:
-            fields = index_all(heads)
-            return lambda: fields
+            return index_here(heads)
         try:
             future: Future[list[IndexFields]] = pool.submit(index_all, heads)
         except Exception:  # a pool already broken (its process died while idle)

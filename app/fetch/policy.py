@@ -21,7 +21,7 @@ from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 from app.mail.errors import CommandRefused, MailError
 from app.mail.pop3 import POP3Client
@@ -50,19 +50,23 @@ class Downloaded:
         return self.spool.read()
 
 
-class Destination(Protocol):
-    """Where fetched mail goes: the web app's store, or a directory of .eml files."""
+Prepared = TypeVar("Prepared")
+
+
+class Destination(Protocol[Prepared]):
+    """Where fetched mail goes: the web app's store, or a directory of .eml files.
+    `Prepared` is whatever the destination's `prepare` hands its own `deliver`."""
 
     def known_uids(self) -> set[str]:
         """UIDs already delivered (and ones the user deleted, so they are not fetched again)."""
         ...
 
-    def prepare(self, batch: Sequence[Downloaded]) -> object:
+    def prepare(self, batch: Sequence[Downloaded]) -> Prepared:
         """The work that needs no durability (say, indexing), done in the fetch's thread
         while the previous batch is being delivered."""
         ...
 
-    def deliver(self, prepared: object) -> int:
+    def deliver(self, prepared: Prepared) -> int:
         """Make a prepared batch durable before returning (the caller DELEs it next); return
         how many were new. A UID that is already known must be a no-op. May run in a
         thread of its own, one batch at a time."""
@@ -119,7 +123,7 @@ class Fetcher:
     def __init__(
         self,
         client: POP3Client,
-        destination: Destination,
+        destination: Destination[Any],
         *,
         delete: bool,
         max_message_bytes: int,
@@ -354,7 +358,7 @@ def _content_uid(spool: BinaryIO) -> str:
 
 def fetch_new(
     client: POP3Client,
-    destination: Destination,
+    destination: Destination[Any],
     *,
     delete: bool,
     max_message_bytes: int,

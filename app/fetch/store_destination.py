@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from app.fetch.indexing import Indexed, IndexHelper, index_all
+from app.fetch.indexing import Indexed, IndexHelper, index_here
 from app.fetch.policy import SPOOL_IN_MEMORY, Downloaded
 from app.messages import IndexFields, index_fields
 from app.store import Mailbox, NewMessage
@@ -91,15 +91,10 @@ class MailboxDestination:
         """Read in the fetch's own thread; indexed by the helper, or here without one."""
         read = [_raw_and_head(item) for item in batch]
         heads = [head for _raw, head in read]
-        if self.indexer is not None:
-            indexed = self.indexer.submit(heads)
-        else:
-            fields = index_all(heads)
-            indexed = lambda: fields  # noqa: E731 (the fields are ready)
+        indexed = index_here(heads) if self.indexer is None else self.indexer.submit(heads)
         return PendingBatch(tuple(batch), tuple(raw for raw, _head in read), indexed)
 
-    def deliver(self, prepared: object) -> int:
-        assert isinstance(prepared, PendingBatch)
+    def deliver(self, prepared: PendingBatch) -> int:
         fields = prepared.indexed()
         rows = self.mailbox.prepare([
             _stored(item, raw, found)

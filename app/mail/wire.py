@@ -188,7 +188,7 @@ class Wire:
             with contextlib.suppress(OSError):  # not TCP after all: nothing to tune
                 self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
 
-    def _recv(self, deadline: float | None) -> int:
+    def _recv(self, deadline: float | None) -> None:
         if self.broken:
             raise ConnectionLost("the connection is no longer usable after an earlier error")
         try:
@@ -203,7 +203,6 @@ class Wire:
             self.broken = True
             raise ConnectionLost(f"{self.host} closed the connection")
         self._buffer += chunk
-        return len(chunk)
 
     def _timed_out(self) -> MailTimeout:
         self.broken = True

@@ -104,33 +104,31 @@ class Mailbox:
                 return []
             # The writer lock is ours (BEGIN IMMEDIATE), so the next seqs are known.
             first = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM messages").fetchone()[0]
-            seqs = {i: first + k for k, i in enumerate(keep)}
+            kept = [(first + k, i, prepared.messages[i]) for k, i in enumerate(keep)]
             _insert_rows(conn, _MESSAGES_INSERT, [
-                (seqs[i], prepared.public_ids[i], *prepared.index_rows[i]) for i in keep
+                (seq, prepared.public_ids[i], *prepared.index_rows[i]) for seq, i, _m in kept
             ])
             conn.execute(  # new messages are unread
                 "UPDATE counters SET total = total + ?, unread = unread + ?, "
                 "version = version + 1 WHERE id = 1",
-                (len(keep), len(keep)),
+                (len(kept), len(kept)),
             )
-            messages = {i: prepared.messages[i] for i in keep}
             _insert_rows(conn, _RAW_INSERT, [
-                (seqs[i], messages[i].raw) for i in keep if _in_memory(messages[i])
+                (seq, message.raw) for seq, _i, message in kept if _in_memory(message)
             ])
-            for i in keep:
-                message = messages[i]
+            for seq, _i, message in kept:
                 if not _in_memory(message):  # a big one, streamed in
                     conn.execute(
                         "INSERT INTO raw_messages (seq, data) VALUES (?, zeroblob(?))",
-                        (seqs[i], message.size),
+                        (seq, message.size),
                     )
-                    copy_into_blob(
-                        conn, "raw_messages", "data", seqs[i], message.raw, message.size
-                    )
+                    copy_into_blob(conn, "raw_messages", "data", seq, message.raw, message.size)
             # The search entries go in last, together: FTS5 writes out what it holds in
             # memory at every statement savepoint, and a segment per statement would have
             # to be merged again and again.
-            _insert_rows(conn, _SEARCH_INSERT, [(seqs[i], *prepared.search_rows[i]) for i in keep])
+            _insert_rows(conn, _SEARCH_INSERT, [
+                (seq, *prepared.search_rows[i]) for seq, i, _m in kept
+            ])
         return [prepared.public_ids[i] for i in keep]
 
     # -- listing ------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from app.store import MAX_PER_PAGE, Mailbox, Page
-from tests.store.conftest import message
+from tests.store.conftest import ALICE, message
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -265,8 +265,6 @@ def test_text_with_lone_surrogates_is_stored_with_replacement_characters(mailbox
 
 
 def test_version_moves_with_every_change_to_the_list(store):
-    from tests.store.conftest import ALICE, message
-
     mailbox = store.mailbox(ALICE)
     seen = [mailbox.version()]
     (first,) = mailbox.add_messages([message("u1")])
@@ -286,8 +284,6 @@ def test_version_moves_with_every_change_to_the_list(store):
 def test_a_batch_is_written_in_a_few_statements_however_big(store):
     """A statement per message would make the writer wait for Python's GIL once per row
     while a fetch parses the next batch in another thread (hundreds of times slower)."""
-    from tests.store.conftest import ALICE, message
-
     mailbox = store.mailbox(ALICE)
     statements: list[str] = []
     conn = mailbox._db.take()
