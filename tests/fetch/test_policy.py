@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -267,3 +268,47 @@ def test_downloaded_read_rewinds_the_spool():
     spool = io.BytesIO(b"abc")
     spool.seek(3)
     assert Downloaded(1, "u", 3, spool).read() == b"abc"
+
+
+class SlowDestination(MemoryDestination):
+    """Delivers only once `release` is set; counts the batches prepared meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.prepared = 0
+
+    def prepare(self, batch: Sequence[Downloaded]) -> Sequence[Downloaded]:
+        self.prepared += 1
+        return batch
+
+    def deliver(self, batch: Sequence[Downloaded]) -> int:
+        assert self.release.wait(30), "never released"
+        return super().deliver(batch)
+
+
+def test_downloads_go_on_while_a_delivery_is_slow_but_only_two_batches_wait(server):
+    for n in range(8):
+        server.mailboxes.deliver("alice", message(n))
+    destination = SlowDestination()
+    reports: list[object] = []
+    fetching = threading.Thread(
+        target=lambda: reports.append(fetch(server, destination, delete=True, batch_size=2))
+    )
+    fetching.start()
+    try:
+        deadline = time.monotonic() + 10
+        while destination.prepared < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # time enough to run ahead, if it would
+        # The first batch is stuck in delivery, the second waits behind it, the third is
+        # downloaded and prepared; the fourth is not fetched until the first is durable.
+        assert destination.prepared == 3
+        assert destination.messages == {}
+    finally:
+        destination.release.set()
+        fetching.join(30)
+    (report,) = reports
+    assert (report.new, report.deleted) == (8, 8)
+    assert destination.prepared == 4
+    assert server.mailboxes.count("alice") == 0

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from email.parser import BytesParser
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -38,6 +39,26 @@ def test_text_with_a_file_name_is_an_attachment_not_a_body():
                                            body=b"y")))
     candidates = [structure.is_body_candidate(node.part) for node in loaded.nodes[1:]]
     assert candidates == [True, False]
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        (('Content-Disposition: attachment; filename="report.pdf"',), "report.pdf"),
+        (("Content-Type: application/pdf; name=report.pdf",), "report.pdf"),
+        (("Content-Type: application/pdf; NAME=REPORT.PDF",), "REPORT.PDF"),
+        (("Content-Disposition: attachment;",
+          " filename*0*=utf-8''%D0%BE%D1%82%D1%87%D1%91%D1%82;",
+          " filename*1*=.pdf"), "отчёт.pdf"),
+        (("Content-Type: text/plain; charset=utf-8", "Content-Disposition: inline"), None),
+        ((), None),
+    ],
+)
+def test_a_file_name_is_found_in_every_spelling_and_only_there(headers, expected):
+    """The quick look for "name" in the headers (before the library parses them) must never
+    hide a file name."""
+    loaded = structure.load(raw(*headers, body=b"x"))
+    assert structure.filename(loaded.message) == expected
 
 
 def test_suggested_filename_is_made_up_from_the_type():

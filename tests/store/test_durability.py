@@ -97,3 +97,12 @@ def test_mail_databases_use_wal_and_full_synchronous_commits(store: Store) -> No
     with mailbox._db.connection() as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+
+
+def test_the_write_ahead_log_is_checkpointed_at_64_mb_not_at_every_4_mb(store: Store) -> None:
+    """SQLite's default (1,000 pages) copied a big fetch into the database, with an fsync,
+    in the middle of its download."""
+    with store.mailbox(ALICE)._db.connection() as conn:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+    assert pages * page_size == 64 * 1024 * 1024
