@@ -40,7 +40,10 @@ def helper() -> Iterator[IndexHelper]:
 
 
 def _kill(pid: int) -> None:
-    os.kill(pid, signal.SIGKILL)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:  # its pool, broken by an earlier kill, reaped it already
+        return
     deadline = time.monotonic() + 10
     while not _gone(pid):
         assert time.monotonic() < deadline, f"helper {pid} did not die"
@@ -52,7 +55,7 @@ def _gone(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().split(") ", 1)[1].startswith("Z")
-    except FileNotFoundError:
+    except OSError:  # no such file, or ESRCH when it is reaped between open and read
         return True
 
 
