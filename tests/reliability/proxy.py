@@ -190,6 +190,10 @@ class _Link:
             if self.frozen.is_set():
                 continue
             forward, spring = self._watch_commands(data)
+            if spring and self.trap is not None and self.trap.action == "hold":
+                # Frozen before the command goes out: a forwarded QUIT's answer must not
+                # slip through to the app (which would then hang up before the kill).
+                self.frozen.set()
             if forward and not self._send(self.server, forward):
                 break
             if spring:
