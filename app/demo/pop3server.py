@@ -401,8 +401,14 @@ class Session:
         if self.drop is None:
             self.send("+OK Bye")
             return
-        uids = [self.drop.messages[n - 1].uid for n in sorted(self.drop.deleted)]
-        failed = self.mailboxes.delete(self.drop.user, uids)
+        drop, self.drop = self.drop, None
+        uids = [drop.messages[n - 1].uid for n in sorted(drop.deleted)]
+        try:
+            failed = self.mailboxes.delete(drop.user, uids)
+        finally:
+            # Unlocked before the answer: a client that logs in again as soon as it reads
+            # "+OK" must not find its own finished session still holding the maildrop.
+            self.mailboxes.unlock(drop.user)
         if failed:
             self.send(f"-ERR [SYS/TEMP] {len(failed)} deleted messages not removed")
         else:

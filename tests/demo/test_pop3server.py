@@ -13,7 +13,7 @@ from base64 import b64encode
 
 import pytest
 
-from app.demo.pop3server import MAX_COMMAND
+from app.demo.pop3server import MAX_COMMAND, Session
 from app.mail.security import Security
 from tests.demo.conftest import RawPOP3, trusting
 
@@ -432,6 +432,28 @@ def test_second_session_for_the_same_user_is_in_use(server, tls, raw_pop3):
     other.login("bob", "bob-demo")  # other users are not affected
     assert first.command("QUIT") == b"+OK Bye\r\n"
     second.login("alice", "alice-demo")
+
+
+def test_quit_releases_the_lock_before_it_answers(server, tls, raw_pop3, monkeypatch):
+    """A client that logs in again the moment it reads QUIT's "+OK" finds the maildrop free
+    (checked at the moment the answer is sent, so the test does not depend on timing)."""
+    free_when_answered: list[bool] = []
+    send = Session.send
+
+    def watching_send(self: Session, line: str) -> None:
+        if line.startswith("+OK Bye"):
+            free = self.mailboxes.try_lock("alice")
+            if free:
+                self.mailboxes.unlock("alice")
+            free_when_answered.append(free)
+        send(self, line)
+
+    monkeypatch.setattr(Session, "send", watching_send)
+    client = raw_pop3(server.pop3_port, tls)
+    client.login("alice", "alice-demo")
+    assert client.command("QUIT") == b"+OK Bye\r\n"
+    assert free_when_answered == [True]
+    raw_pop3(server.pop3_port, tls).login("alice", "alice-demo")
 
 
 def test_lock_is_released_when_the_connection_drops(server, tls, raw_pop3):
