@@ -101,10 +101,11 @@ def run_job(store: Store, job_id: str, request: FetchRequest) -> None:
         store.update_job(job_id, done=state.done, total=state.total, new=state.new)
 
     try:
-        client = request.connect(transcript)
+        # The store first: a session opened before it failed to open would be left behind.
         destination = MailboxDestination(
             store.mailbox(request.account), store.data_dir / "spool", shared_helper()
         )
+        client = request.connect(transcript)
         report = fetch_new(
             client,
             destination,

@@ -141,14 +141,20 @@ class Fetcher:
 
     def run(self) -> FetchReport:
         """Fetch everything new, then QUIT (which is when deletions take effect)."""
-        sizes = self.client.list()
-        self.report.on_server = len(sizes)
-        uids = self._uids()
-        if uids is None:
-            self._fetch_without_uidl(sizes)
-        else:
-            self._fetch_by_uid(sizes, uids)
-        self._quit()
+        try:
+            sizes = self.client.list()
+            self.report.on_server = len(sizes)
+            uids = self._uids()
+            if uids is None:
+                self._fetch_without_uidl(sizes)
+            else:
+                self._fetch_by_uid(sizes, uids)
+            self._quit()
+        except BaseException:
+            # A session that broke still holds its socket: let go of it now, not whenever
+            # the client is garbage-collected (a long-lived worker would pile them up).
+            self.client.close()
+            raise
         return self.report
 
     # -- deciding what is new ------------------------------------------------------------

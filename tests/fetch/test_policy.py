@@ -21,7 +21,7 @@ from app.fetch.policy import HASH_UID_PREFIX, Downloaded, Progress, fetch_new
 from app.mail.errors import ConnectionLost
 from app.mail.pop3 import POP3Client
 from app.mail.security import Security
-from tests.support.scripted import Expect, ScriptedServer, Send
+from tests.support.scripted import Expect, Hangup, ScriptedServer, Send
 
 
 def message(n: int, size: int = 0) -> bytes:
@@ -41,7 +41,11 @@ def server(tmp_path: Path) -> Iterator[DemoMailServer]:
 def connect(server: DemoMailServer) -> POP3Client:
     client = POP3Client(server.host, server.pop3_port, security=Security.NONE, timeout=5)
     client.connect()
-    client.login("alice", "pw")
+    try:
+        client.login("alice", "pw")
+    except BaseException:
+        client.close()  # or its socket outlives this test and fails a later one's warnings
+        raise
     return client
 
 
@@ -262,6 +266,25 @@ def test_failed_quit_means_nothing_was_deleted():
     scripted.verify()
     assert report.deleted == 0
     assert "did not confirm QUIT" in report.failures[0]
+
+
+def test_a_session_that_breaks_mid_fetch_lets_go_of_its_socket_at_once():
+    script = [
+        GREETING, Expect(b"CAPA"), Send(b"+OK\r\nUSER\r\nUIDL\r\n.\r\n"),
+        Expect(b"USER alice"), Send(b"+OK\r\n"), Expect(b"PASS pw"), Send(b"+OK\r\n"),
+        Expect(b"LIST"), Send(b"+OK\r\n1 100\r\n.\r\n"),
+        Expect(b"UIDL"), Send(b"+OK\r\n1 u1\r\n.\r\n"),
+        Expect(b"RETR 1"), Send(b"+OK\r\nFrom: a@demo.pochta.test\r\n"), Hangup(),
+    ]
+    with ScriptedServer(script) as scripted:
+        client = POP3Client("127.0.0.1", scripted.port, security=Security.NONE, timeout=5)
+        client.connect()
+        client.login("alice", "pw")
+        sock = client._wire._sock
+        with pytest.raises(ConnectionLost):
+            fetch_new(client, MemoryDestination(), delete=True, max_message_bytes=10**6)
+    scripted.verify()
+    assert sock.fileno() == -1, "the broken session's socket was left open"
 
 
 def test_downloaded_read_rewinds_the_spool():
