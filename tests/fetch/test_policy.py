@@ -39,7 +39,12 @@ def server(tmp_path: Path) -> Iterator[DemoMailServer]:
 
 
 def connect(server: DemoMailServer) -> POP3Client:
-    client = POP3Client(server.host, server.pop3_port, security=Security.NONE, timeout=5)
+    return log_in(server.host, server.pop3_port)
+
+
+def log_in(host: str, port: int) -> POP3Client:
+    """A plaintext session logged in as alice (the demo's and the scripts' user)."""
+    client = POP3Client(host, port, security=Security.NONE, timeout=5)
     client.connect()
     try:
         client.login("alice", "pw")
@@ -219,9 +224,7 @@ def test_without_uidl_a_content_hash_decides_what_is_new():
         Expect(b"QUIT"), Send(b"+OK\r\n"),
     ]
     with ScriptedServer(script) as scripted:
-        client = POP3Client("127.0.0.1", scripted.port, security=Security.NONE, timeout=5)
-        client.connect()
-        client.login("alice", "pw")
+        client = log_in("127.0.0.1", scripted.port)
         report = fetch_new(client, destination, delete=True, max_message_bytes=10**6)
     scripted.verify()
     assert (report.new, report.deleted) == (1, 2)
@@ -240,9 +243,7 @@ def test_one_refused_retr_is_reported_and_the_rest_stored():
     ]
     destination = MemoryDestination()
     with ScriptedServer(script) as scripted:
-        client = POP3Client("127.0.0.1", scripted.port, security=Security.NONE, timeout=5)
-        client.connect()
-        client.login("alice", "pw")
+        client = log_in("127.0.0.1", scripted.port)
         report = fetch_new(client, destination, delete=True, max_message_bytes=10**6)
     scripted.verify()
     assert report.new == 1 and list(destination.messages) == ["u2"]
@@ -259,9 +260,7 @@ def test_failed_quit_means_nothing_was_deleted():
         Expect(b"QUIT"), Send(b"-ERR [SYS/TEMP] could not expunge\r\n"),
     ]
     with ScriptedServer(script) as scripted:
-        client = POP3Client("127.0.0.1", scripted.port, security=Security.NONE, timeout=5)
-        client.connect()
-        client.login("alice", "pw")
+        client = log_in("127.0.0.1", scripted.port)
         report = fetch_new(client, MemoryDestination(), delete=True, max_message_bytes=10**6)
     scripted.verify()
     assert report.deleted == 0
@@ -277,9 +276,7 @@ def test_a_session_that_breaks_mid_fetch_lets_go_of_its_socket_at_once():
         Expect(b"RETR 1"), Send(b"+OK\r\nFrom: a@demo.pochta.test\r\n"), Hangup(),
     ]
     with ScriptedServer(script) as scripted:
-        client = POP3Client("127.0.0.1", scripted.port, security=Security.NONE, timeout=5)
-        client.connect()
-        client.login("alice", "pw")
+        client = log_in("127.0.0.1", scripted.port)
         sock = client._wire._sock
         with pytest.raises(ConnectionLost):
             fetch_new(client, MemoryDestination(), delete=True, max_message_bytes=10**6)
