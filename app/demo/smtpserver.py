@@ -174,7 +174,7 @@ class _SMTP(SMTP):
     every Python (3.11.2 drops the transport's protocol on a second close(), which aiosmtpd
     does), but shutting the socket down ends it through the loop's own EOF handling."""
 
-    raw_socket: Any = None
+    raw_socket: socket.socket | None = None
 
     def _create_session(self) -> Session:
         return _Session(self.loop)

@@ -14,6 +14,7 @@ retriever and policy. The rules that keep mail safe:
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -293,10 +294,8 @@ class Fetcher:
             )))
 
     def _quit_quietly(self) -> None:
-        try:
+        with contextlib.suppress(MailError):  # quit() closes the session either way
             self.client.quit()
-        except MailError:
-            self.client.close()
 
 
 class _Overlapped:

@@ -21,7 +21,7 @@ from app.fetch.policy import HASH_UID_PREFIX, Downloaded, Progress, fetch_new
 from app.mail.errors import ConnectionLost
 from app.mail.pop3 import POP3Client
 from app.mail.security import Security
-from tests.support.scripted import Expect, Hangup, ScriptedServer, Send
+from tests.support.scripted import Expect, Hangup, ScriptedServer, Send, Step
 
 
 def message(n: int, size: int = 0) -> bytes:
@@ -206,6 +206,23 @@ def test_eml_directory_survives_a_restart_without_duplicates(server, tmp_path):
 GREETING = Send(b"+OK ready\r\n")
 
 
+def logged_in(*capabilities: bytes) -> list[Step]:
+    """The script up to a logged-in session: greeting, CAPA with `capabilities`, alice's
+    USER and PASS accepted."""
+    capa = b"".join(name + b"\r\n" for name in capabilities)
+    return [
+        GREETING, Expect(b"CAPA"), Send(b"+OK\r\n" + capa + b".\r\n"),
+        Expect(b"USER alice"), Send(b"+OK\r\n"), Expect(b"PASS pw"), Send(b"+OK\r\n"),
+    ]
+
+
+# One message on the server, 100 bytes, UID u1.
+ONE_MESSAGE = [
+    Expect(b"LIST"), Send(b"+OK\r\n1 100\r\n.\r\n"),
+    Expect(b"UIDL"), Send(b"+OK\r\n1 u1\r\n.\r\n"),
+]
+
+
 def stuffed(raw: bytes) -> bytes:
     return b"+OK\r\n" + raw.replace(b"\r\n.", b"\r\n..") + b".\r\n"
 
@@ -216,8 +233,7 @@ def test_without_uidl_a_content_hash_decides_what_is_new():
     destination = MemoryDestination()
     destination.messages[HASH_UID_PREFIX + hashlib.sha256(known_raw).hexdigest()] = known_raw
     script = [
-        GREETING, Expect(b"CAPA"), Send(b"+OK\r\nUSER\r\nTOP\r\n.\r\n"),
-        Expect(b"USER alice"), Send(b"+OK\r\n"), Expect(b"PASS pw"), Send(b"+OK\r\n"),
+        *logged_in(b"USER", b"TOP"),
         Expect(b"LIST"), Send(b"+OK\r\n1 100\r\n2 100\r\n.\r\n"),
         Expect(b"RETR 1"), Send(stuffed(known_raw)), Expect(b"RETR 2"), Send(stuffed(new_raw)),
         Expect(b"DELE 1"), Send(b"+OK\r\n"), Expect(b"DELE 2"), Send(b"+OK\r\n"),
@@ -233,8 +249,7 @@ def test_without_uidl_a_content_hash_decides_what_is_new():
 
 def test_one_refused_retr_is_reported_and_the_rest_stored():
     script = [
-        GREETING, Expect(b"CAPA"), Send(b"+OK\r\nUSER\r\nUIDL\r\nPIPELINING\r\n.\r\n"),
-        Expect(b"USER alice"), Send(b"+OK\r\n"), Expect(b"PASS pw"), Send(b"+OK\r\n"),
+        *logged_in(b"USER", b"UIDL", b"PIPELINING"),
         Expect(b"LIST"), Send(b"+OK\r\n1 100\r\n2 100\r\n.\r\n"),
         Expect(b"UIDL"), Send(b"+OK\r\n1 u1\r\n2 u2\r\n.\r\n"),
         Expect(b"RETR 1"), Expect(b"RETR 2"),
@@ -252,10 +267,7 @@ def test_one_refused_retr_is_reported_and_the_rest_stored():
 
 def test_failed_quit_means_nothing_was_deleted():
     script = [
-        GREETING, Expect(b"CAPA"), Send(b"+OK\r\nUSER\r\nUIDL\r\n.\r\n"),
-        Expect(b"USER alice"), Send(b"+OK\r\n"), Expect(b"PASS pw"), Send(b"+OK\r\n"),
-        Expect(b"LIST"), Send(b"+OK\r\n1 100\r\n.\r\n"),
-        Expect(b"UIDL"), Send(b"+OK\r\n1 u1\r\n.\r\n"),
+        *logged_in(b"USER", b"UIDL"), *ONE_MESSAGE,
         Expect(b"RETR 1"), Send(stuffed(message(1))), Expect(b"DELE 1"), Send(b"+OK\r\n"),
         Expect(b"QUIT"), Send(b"-ERR [SYS/TEMP] could not expunge\r\n"),
     ]
@@ -269,10 +281,7 @@ def test_failed_quit_means_nothing_was_deleted():
 
 def test_a_session_that_breaks_mid_fetch_lets_go_of_its_socket_at_once():
     script = [
-        GREETING, Expect(b"CAPA"), Send(b"+OK\r\nUSER\r\nUIDL\r\n.\r\n"),
-        Expect(b"USER alice"), Send(b"+OK\r\n"), Expect(b"PASS pw"), Send(b"+OK\r\n"),
-        Expect(b"LIST"), Send(b"+OK\r\n1 100\r\n.\r\n"),
-        Expect(b"UIDL"), Send(b"+OK\r\n1 u1\r\n.\r\n"),
+        *logged_in(b"USER", b"UIDL"), *ONE_MESSAGE,
         Expect(b"RETR 1"), Send(b"+OK\r\nFrom: a@demo.pochta.test\r\n"), Hangup(),
     ]
     with ScriptedServer(script) as scripted:

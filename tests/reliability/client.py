@@ -10,6 +10,7 @@ makes the test fail instead of hanging with it.
 from __future__ import annotations
 
 import http.cookiejar
+import io
 import json
 import re
 import time
@@ -20,10 +21,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from html import unescape
 
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
+
 CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 ERROR_ALERT = re.compile(r'<div class="alert error"[^>]*>\s*<p>(.*?)</p>', re.DOTALL)
 MESSAGE_LINK = re.compile(r'<a href="/message/([^/"?]+)[^"]*"[^>]*>([^<]*)</a>')
-BOUNDARY = "pochta-webuser-boundary-7d1c0a5e"
 REQUEST_TIMEOUT = 30.0
 
 
@@ -119,18 +122,12 @@ class WebUser:
     def post_multipart(self, path: str, fields: Mapping[str, str],
                        files: Mapping[str, tuple[str, bytes]], *, page: str | None = None) -> Reply:
         """A multipart/form-data POST, as a browser sends a form with file inputs."""
-        parts: list[bytes] = []
-        for name, value in {"csrf_token": self.csrf_token(page or path), **fields}.items():
-            parts.append(f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"'
-                         f"\r\n\r\n{value}\r\n".encode())
+        form: dict[str, object] = {"csrf_token": self.csrf_token(page or path), **fields}
         for name, (filename, data) in files.items():
-            parts.append(f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"; '
-                         f'filename="{filename}"\r\nContent-Type: application/octet-stream'
-                         "\r\n\r\n".encode())
-            parts += [data, b"\r\n"]
-        parts.append(f"--{BOUNDARY}--\r\n".encode())
-        return self.request("POST", path, body=b"".join(parts), headers={
-            "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
+            form[name] = FileStorage(io.BytesIO(data), filename, name, "application/octet-stream")
+        boundary, body = encode_multipart(form)
+        return self.request("POST", path, body=body, headers={
+            "Content-Type": f"multipart/form-data; boundary={boundary}"})
 
     def cookie_header(self) -> str:
         """The session as a `Cookie:` header, for load generators that bring no jar."""
