@@ -47,6 +47,10 @@ def log_in(
     page.get_by_role("button", name="Log in").click()
     expect(page).to_have_url(re.compile(r"/inbox$"))
     expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    # The click returns once the inbox starts loading. Keys pressed before it has loaded can
+    # be undone: when Chromium finishes parsing a page it focuses the URL's #fragment again,
+    # so a Tab after "Skip to content" (#main) was sent back to <main> on a slow machine.
+    page.wait_for_load_state("load")
 
 
 def log_out(page: Page) -> None:
@@ -164,6 +168,7 @@ def tab_to(page: Page, text: str, *, limit: int = 60, backwards: bool = False) -
     Every element passed on the way must show a focus indicator.
     """
     key = "Shift+Tab" if backwards else "Tab"
+    page.wait_for_load_state("load")  # see log_in: keys pressed earlier can be undone
     for _ in range(limit):
         page.keyboard.press(key)
         info = focused(page)
@@ -265,6 +270,7 @@ def assert_every_control_reachable_by_tab(page: Page, limit: int = 150) -> int:
     indicator. How many Tab stops there are."""
     stops = 0
     outside = 0
+    page.wait_for_load_state("load")  # see log_in: keys pressed earlier can be undone
     for _ in range(limit):
         page.keyboard.press("Tab")
         info = focused(page)

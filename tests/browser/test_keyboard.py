@@ -50,6 +50,7 @@ def test_log_in_with_the_keyboard(page: Page, real_servers: RealServers) -> None
         expect(page.get_by_label(label, exact=True)).to_have_count(1)
 
     # The address field has the focus on arrival; Tab then walks the form in reading order.
+    expect(page.locator("#email")).to_be_focused()
     start = focused(page)
     assert start is not None and start["id"] == "email"
     order = [stop_name(start)]
@@ -62,7 +63,7 @@ def test_log_in_with_the_keyboard(page: Page, real_servers: RealServers) -> None
     assert_every_control_reachable_by_tab(page)
 
     page.reload()
-    assert stop_name(focused(page) or {}) == "email"
+    expect(page.locator("#email")).to_be_focused()
     page.keyboard.type(mail.ALICE)
     page.keyboard.press("Tab")
     page.keyboard.type(real_servers.users[mail.ALICE])
@@ -101,7 +102,7 @@ def test_read_reply_and_delete_with_the_keyboard(
     # The reply form opens with the focus in the text, the address and subject filled in.
     expect(page.get_by_role("heading", level=1, name="Reply")).to_be_visible()
     assert unlabelled_fields(page) == []
-    assert stop_name(focused(page) or {}) == "body"
+    expect(page.locator("#body")).to_be_focused()
     page.keyboard.type("Приду. ")
     assert_every_control_reachable_by_tab(page)
     expect(page.get_by_label("Message", exact=True)).to_have_value(re.compile(r"^Приду\. "))
@@ -148,7 +149,7 @@ def test_other_pages_by_keyboard(page: Page, real_servers: RealServers) -> None:
     tab_to(page, "Write")
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", level=1, name="New message")).to_be_visible()
-    assert stop_name(focused(page) or {}) == "to"
+    expect(page.locator("#to")).to_be_focused()
     page.keyboard.type("not an address")
     tab_to(page, "Send")
     page.keyboard.press("Enter")
