@@ -100,23 +100,28 @@ def test_a_stale_job_reads_as_failed_and_its_worker_learns_it_lost_it(store: Sto
     assert store.heartbeat(job_id) is False
 
 
+# Beats come well inside the stale limit, which a slow machine's pauses cannot reach, yet
+# the job outlives that limit three times over.
+BEAT, STALE = 0.4, 1.0
+
+
 def test_heartbeats_keep_a_long_job_alive(store: Store) -> None:
     job_id, _ = store.start_job(ALICE)
     for _ in range(3):
-        time.sleep(0.1)
+        time.sleep(BEAT)
         assert store.heartbeat(job_id) is True
 
-    assert store.start_job(ALICE, stale_after=0.25) == (job_id, False)
-    assert store.get_job(ALICE, job_id, stale_after=0.25).state == "running"  # type: ignore[union-attr]
+    assert store.start_job(ALICE, stale_after=STALE) == (job_id, False)
+    assert store.get_job(ALICE, job_id, stale_after=STALE).state == "running"  # type: ignore[union-attr]
 
 
 def test_progress_updates_count_as_heartbeats(store: Store) -> None:
     job_id, _ = store.start_job(ALICE)
     for done in range(3):
-        time.sleep(0.1)
+        time.sleep(BEAT)
         store.update_job(job_id, done=done, total=3, new=0)
 
-    assert store.start_job(ALICE, stale_after=0.25) == (job_id, False)
+    assert store.start_job(ALICE, stale_after=STALE) == (job_id, False)
 
 
 def test_a_job_is_invisible_to_other_accounts(store: Store) -> None:
