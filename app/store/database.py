@@ -11,11 +11,18 @@ costs microseconds where opening a fresh one costs about 0.4 ms. A pool inherite
 The schema is versioned with `PRAGMA user_version`: a database at version N has had the
 first N migrations applied, each inside the same `BEGIN IMMEDIATE` transaction as the
 version bump, so concurrent first openers apply them exactly once.
+
+A process's first connection to a file sets it up (creates it, switches it to WAL, migrates
+it) holding an exclusive lock on the file's directory. SQLite's own locks do not cover the
+switch of a new file to WAL: first openers racing on it delete each other's rollback journal
+and fail with "disk I/O error" (SQLITE_IOERR_DELETE_NOENT, seen with 20 users logging in to
+a fresh instance at once).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import sqlite3
 import threading
@@ -73,8 +80,8 @@ class Database:
         self._idle: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
-        self._migrated = False
-        self._migrate_lock = threading.Lock()
+        self._ready = False  # set up (created, WAL, migrated) as this process has seen
+        self._setup_lock = threading.Lock()
 
     # -- transactions -------------------------------------------------------------------
 
@@ -157,7 +164,24 @@ class Database:
     # -- opening ------------------------------------------------------------------------
 
     def _open(self) -> sqlite3.Connection:
-        created = self._create_file()
+        if self._ready:
+            return self._connect()
+        with self._setup_lock, directory_lock(self.path.parent):
+            if self._ready:
+                return self._connect()
+            created = self._create_file()
+            conn = self._connect()
+            try:
+                migrate(conn, self._migrations)
+            except BaseException:
+                conn.close()
+                raise
+            self._ready = True
+        if created:
+            _sync_directory(self.path.parent)
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
             self.path,
             timeout=BUSY_TIMEOUT,
@@ -166,16 +190,18 @@ class Database:
         )
         try:
             self._configure(conn)
-            self._ensure_migrated(conn)
         except BaseException:
             conn.close()
             raise
-        if created:
-            _sync_directory(self.path.parent)
         return conn
 
     def _create_file(self) -> bool:
-        """Create the file owner-only before SQLite does (its -wal/-shm copy the mode)."""
+        """Create the file owner-only before SQLite does (its -wal/-shm copy the mode).
+
+        Only under the setup lock: closing any descriptor of a file drops every POSIX lock
+        this process holds on it, SQLite's included, so the file is never opened here while
+        a connection could be using it.
+        """
         if self.path.exists():
             return False
         fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
@@ -192,13 +218,17 @@ class Database:
         conn.execute("PRAGMA temp_store = MEMORY")
         conn.execute("PRAGMA cache_size = -8000")  # 8 MB: a batch of mail fits in it
 
-    def _ensure_migrated(self, conn: sqlite3.Connection) -> None:
-        if self._migrated:
-            return
-        with self._migrate_lock:
-            if not self._migrated:
-                migrate(conn, self._migrations)
-                self._migrated = True
+
+@contextlib.contextmanager
+def directory_lock(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on a directory: one setter-up at a time, across processes and
+    threads alike (each holder opens its own descriptor, and flock excludes those too)."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> int:
