@@ -84,7 +84,7 @@ def test_read_reply_and_delete_with_the_keyboard(
     expect(skip).to_be_focused()
     expect(skip).to_be_in_viewport()
     page.keyboard.press("Enter")
-    assert page.evaluate("() => document.activeElement.id") == "main"
+    expect(page.locator("#main")).to_be_focused()
 
     tab_to(page, "Get mail")
     page.keyboard.press("Enter")
