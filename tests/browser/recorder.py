@@ -1,7 +1,8 @@
 """A stand-in for "the internet" on loopback: an HTTP server that records every request.
 
 Remote images in test mail point here, so whether the browser fetched one is a fact the test
-can read: `requests` lists every path (with its query) in the order they arrived.
+can read: `requests` lists every path (with its query) in the order they arrived. With a
+`delay`, every answer comes that many seconds late (a slow network, made on purpose).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.record(self.path)
+        time.sleep(self.server.delay)
         self.send_response(200)
         self.send_header("Content-Type", "image/png")
         self.send_header("Content-Length", str(len(BANNER_BYTES)))
@@ -34,8 +36,9 @@ class _Handler(BaseHTTPRequestHandler):
 class RecordingServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self) -> None:
+    def __init__(self, *, delay: float = 0.0) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
+        self.delay = delay
         self._lock = threading.Lock()
         self._requests: list[str] = []
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
